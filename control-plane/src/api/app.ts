@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { TokenService } from '../auth/token-service.js';
+import { PorticoError } from '../errors.js';
+import { type Store } from '../store/store.js';
+import { type Metrics } from '../telemetry/metrics.js';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './error-handler.js';
+import { auditRoutes } from './routes/audit.js';
+import { healthRoutes } from './routes/health.js';
+import { meRoutes } from './routes/me.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { ErrorResponse } from './schemas/common.js';
+import { createValidatorCompiler } from './validation.js';
+
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** What the HTTP surface needs; `main.ts` builds these from the configuration, tests from their own parts. */
+export interface AppDeps {
+  store: Store;
+  /** Redis as seen by readiness: resolves when it answers. */
+  broker: { ping(): Promise<void> };
+  metrics: Metrics;
+  logger: FastifyBaseLogger;
+  /** Largest request body accepted, in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  version?: string;
+}
+
+/**
+ * The control plane's HTTP app: health, metrics, OpenAPI and the admin API under `/api/v1`.
+ * It does not listen: `main.ts` does, and tests call `inject()`.
+ */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  let shuttingDown = false;
+
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit,
+    // Per-request lines at info would drown the log under agent heartbeats; see the onResponse hook.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  installErrorHandling(app, { bodyLimit });
+  app.addSchema(ErrorResponse);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Portico admin API',
+        version: deps.version ?? '0.0.0',
+        description: 'Every route under /api/v1 takes "Authorization: Bearer <token>". Errors carry a stable PORTICO_ERR_* code.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The route template, never the raw URL, keeps label cardinality bounded.
+    const route = request.routeOptions.url ?? 'unmatched';
+    const labels = { method: request.method, route, status_code: String(reply.statusCode) };
+    deps.metrics.httpRequests.inc(labels);
+    deps.metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000);
+    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request completed');
+  });
+  app.addHook('preClose', async () => {
+    shuttingDown = true;
+  });
+
+  await app.register(healthRoutes, {
+    checks: { store: () => deps.store.ping(), redis: () => deps.broker.ping() },
+    isShuttingDown: () => shuttingDown,
+  });
+  await app.register(metricsRoutes, { metrics: deps.metrics });
+  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const tokens = new TokenService(deps.store);
+  await app.register(
+    async (api) => {
+      installAuth(api, tokens);
+      api.setNotFoundHandler((request) => {
+        throw new PorticoError('PORTICO_ERR_REQUEST_NOT_FOUND', { message: `No route ${request.method} ${request.url.split('?')[0] ?? ''}.` });
+      });
+      await api.register(meRoutes);
+      await api.register(tokenRoutes, { tokens });
+      await api.register(auditRoutes, { audit: deps.store.audit });
+    },
+    { prefix: '/api/v1' },
+  );
+
+  return app;
+}

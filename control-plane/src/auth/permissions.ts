@@ -1,0 +1,23 @@
+import { type Role } from '../store/store.js';
+
+/**
+ * What each role may do. Every admin route names exactly one permission (enforced when the route is
+ * registered), so adding a route without deciding who may call it fails at start-up rather than
+ * silently opening it.
+ */
+export const PERMISSIONS = {
+  'tokens:read': ['admin'],
+  'tokens:write': ['admin'],
+  'audit:read': ['admin', 'operator', 'viewer'],
+  'self:read': ['admin', 'operator', 'viewer', 'agent'],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function isPermission(value: unknown): value is Permission {
+  return typeof value === 'string' && Object.hasOwn(PERMISSIONS, value);
+}
+
+export function roleHasPermission(role: Role, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}

@@ -1,0 +1,102 @@
+/**
+ * The error catalogue. Every error Portico reports to a caller is defined here, once: a stable code
+ * (`PORTICO_ERR_<AREA>_<WHAT>`), the HTTP status it maps to, whether retrying may help, and a default
+ * message. Adapters map driver failures onto these codes (keeping the original as `cause`), so a caller
+ * sees the same error whichever store, registry or broker sits behind the port.
+ */
+
+export interface ErrorDefinition {
+  readonly status: number;
+  readonly message: string;
+  readonly retryable: boolean;
+}
+
+const define = (status: number, message: string, retryable = false): ErrorDefinition => ({
+  status,
+  message,
+  retryable,
+});
+
+export const ErrorCatalogue = {
+  // Requests: what a client sent could not be accepted as it is.
+  PORTICO_ERR_REQUEST_INVALID: define(400, 'The request does not match the expected schema.'),
+  PORTICO_ERR_REQUEST_MALFORMED_JSON: define(400, 'The request body is not valid JSON.'),
+  PORTICO_ERR_REQUEST_TOO_LARGE: define(413, 'The request body is larger than the limit.'),
+  PORTICO_ERR_REQUEST_UNSUPPORTED_MEDIA_TYPE: define(415, 'The request body has a content type that is not supported.'),
+  PORTICO_ERR_REQUEST_NOT_FOUND: define(404, 'No such route.'),
+  PORTICO_ERR_REQUEST_METHOD_NOT_ALLOWED: define(405, 'That method is not allowed on this route.'),
+
+  // Authentication and authorisation.
+  PORTICO_ERR_AUTH_MISSING_TOKEN: define(401, 'A bearer token is required: send "Authorization: Bearer <token>".'),
+  PORTICO_ERR_AUTH_INVALID_TOKEN: define(401, 'The bearer token is not valid: it is unknown or has been revoked.'),
+  PORTICO_ERR_AUTH_FORBIDDEN: define(403, 'This token\'s role may not do that.'),
+
+  // Tokens.
+  PORTICO_ERR_TOKEN_NOT_FOUND: define(404, 'No token has that id.'),
+  PORTICO_ERR_TOKEN_NAME_TAKEN: define(409, 'A token with that name exists already.'),
+  PORTICO_ERR_TOKEN_LAST_ADMIN: define(409, 'The last admin token cannot be deleted: create another admin token first.'),
+
+  // Store.
+  PORTICO_ERR_STORE_UNAVAILABLE: define(503, 'The store cannot be reached.', true),
+  PORTICO_ERR_STORE_CONFLICT: define(409, 'The change conflicts with existing data.'),
+  PORTICO_ERR_STORE_FAILED: define(500, 'The store failed to carry out the operation.'),
+  PORTICO_ERR_STORE_MIGRATION_FAILED: define(500, 'A store migration failed.'),
+
+  // Broker (Redis).
+  PORTICO_ERR_BROKER_UNAVAILABLE: define(503, 'Redis cannot be reached.', true),
+
+  // Configuration (reported at start-up, never over HTTP).
+  PORTICO_ERR_CONFIG_INVALID: define(500, 'The configuration is not valid.'),
+
+  // Lifecycle.
+  PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),
+  PORTICO_ERR_INTERNAL: define(500, 'An unexpected error occurred.'),
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ErrorCatalogue;
+
+export interface PorticoErrorOptions {
+  /** A message more specific than the catalogue's default, e.g. naming the field at fault. */
+  message?: string;
+  /** Structured detail a client can act on (the fields at fault, the limit exceeded). */
+  details?: unknown;
+  /** The underlying failure (a driver error), kept for logs; never sent to clients. */
+  cause?: unknown;
+}
+
+/** The one error type Portico throws across its own boundaries. */
+export class PorticoError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly retryable: boolean;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, options: PorticoErrorOptions = {}) {
+    const definition = ErrorCatalogue[code];
+    super(options.message ?? definition.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PorticoError';
+    this.code = code;
+    this.statusCode = definition.status;
+    this.retryable = definition.retryable;
+    this.details = options.details;
+  }
+
+  /** The body sent to an HTTP client: code, message, status and details; never the cause or a stack. */
+  toJSON(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message, statusCode: this.statusCode };
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+}
+
+/** The JSON shape of every error response. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  statusCode: number;
+  details?: unknown;
+}
+
+export function isPorticoError(value: unknown): value is PorticoError {
+  return value instanceof PorticoError;
+}

@@ -1,0 +1,135 @@
+/**
+ * The composition root: configuration → adapters → start. The only file that picks adapters.
+ * `npm start` runs this file.
+ */
+import { join } from 'node:path';
+import packageJson from '../package.json' with { type: 'json' };
+import { buildApp } from './api/app.js';
+import { TokenService } from './auth/token-service.js';
+import { ensureRedis } from './broker/private-redis.js';
+import { RedisProbe } from './broker/redis-probe.js';
+import { loadConfig } from './config/load.js';
+import { type PorticoConfig } from './config/schema.js';
+import { PorticoError } from './errors.js';
+import { PostgresStore } from './store/postgres/postgres-store.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { type Store } from './store/store.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { Metrics } from './telemetry/metrics.js';
+
+function createStore(config: PorticoConfig): Store {
+  return config.databaseUrl === undefined
+    ? new SqliteStore({ filename: join(config.dataDir, 'portico.db') })
+    : new PostgresStore({ connectionString: config.databaseUrl });
+}
+
+function printFirstAdminToken(secret: string): void {
+  const rule = '='.repeat(72);
+  process.stdout.write(
+    [
+      rule,
+      'Portico made the first admin token. It is shown this once:',
+      '',
+      `    ${secret}`,
+      '',
+      'Portico keeps only its hash. Send it as "Authorization: Bearer <token>"',
+      'to /api/v1, and make named tokens for people and agents with',
+      'POST /api/v1/tokens. To choose it yourself, set PORTICO_ADMIN_TOKEN',
+      'before the first start.',
+      rule,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** Close whatever was opened, newest first; failures are logged, never thrown. */
+type Closer = { name: string; close: () => Promise<void> };
+
+async function closeAll(closers: Closer[], logger: Logger): Promise<void> {
+  for (const closer of closers.reverse()) {
+    try {
+      await closer.close();
+    } catch (error) {
+      logger.warn({ err: error, part: closer.name }, 'closing failed');
+    }
+  }
+}
+
+async function start(): Promise<void> {
+  let config: Readonly<PorticoConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof PorticoError) {
+      process.stderr.write(`portico: ${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+
+  const logger = createLogger({ level: config.logLevel });
+  const closers: Closer[] = [];
+  let stopping = false;
+
+  const stop = async (reason: string, exitCode: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'shutting down');
+    const force = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting now');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    await closeAll(closers, logger);
+    logger.info('stopped');
+    process.exit(exitCode);
+  };
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      void stop(signal, 0);
+    });
+  }
+
+  try {
+    const store = createStore(config);
+    closers.push({ name: 'store', close: () => store.close() });
+    await store.start();
+
+    const redis = await ensureRedis({ url: config.redisUrl, isDefault: config.redisUrlIsDefault, dataDir: config.dataDir, logger });
+    closers.push({ name: 'redis', close: () => redis.stop() });
+    const broker = new RedisProbe(redis.url);
+    closers.push({ name: 'redis probe', close: () => broker.close() });
+
+    const firstAdmin = await new TokenService(store).ensureFirstAdmin(config.adminToken);
+    if (firstAdmin.generatedSecret !== undefined) printFirstAdminToken(firstAdmin.generatedSecret);
+    else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
+
+    const app = await buildApp({ store, broker, metrics: new Metrics(), logger, bodyLimit: config.bodyLimit, version: packageJson.version });
+    // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
+    closers.push({ name: 'http', close: () => app.close() });
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.port;
+    logger.info({ url: `http://${config.host}:${port}`, store: store.dialect, redis: redis.private ? 'private' : 'external' }, 'control plane listening');
+  } catch (error) {
+    if (error instanceof PorticoError) {
+      logger.fatal({ code: error.code, err: error.cause }, error.message);
+      process.stderr.write(`portico: ${error.message}\n`);
+    } else {
+      logger.fatal({ err: error }, 'start-up failed');
+    }
+    await stop('start-up failed', 1);
+  }
+}
+
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`portico: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+  process.exit(1);
+});
+
+await start();

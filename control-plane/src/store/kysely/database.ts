@@ -1,0 +1,45 @@
+import { type ColumnType, type Selectable } from 'kysely';
+
+/**
+ * A 64-bit integer column. SQLite hands it back as a number; pg hands `int8` back as a string, because
+ * not every int8 fits a JS number. Portico's int8 values (epoch milliseconds, audit ids) stay far below
+ * 2^53, so the mapping converts with `Number()`.
+ */
+export type Int8 = ColumnType<number | string, number, number>;
+
+/** A 64-bit id the database generates: read like {@link Int8}, never written. */
+export type GeneratedInt8 = ColumnType<number | string, never, never>;
+
+/** The `tokens` table (migration `0001_tokens_and_audit`). */
+export interface TokensTable {
+  id: string;
+  name: string;
+  role: string;
+  hash: string;
+  prefix: string;
+  /** Epoch milliseconds: the one timestamp form both dialects round-trip to the millisecond. */
+  created_at: Int8;
+  created_by: string | null;
+}
+
+/** The `audit_log` table (migration `0001_tokens_and_audit`). */
+export interface AuditLogTable {
+  id: GeneratedInt8;
+  /** Epoch milliseconds. */
+  at: Int8;
+  actor_id: string | null;
+  actor_name: string;
+  action: string;
+  target: string;
+  /** JSON text, so both dialects store it alike. */
+  details: string | null;
+}
+
+/** The schema the kysely adapters query, as of the latest migration. */
+export interface Database {
+  tokens: TokensTable;
+  audit_log: AuditLogTable;
+}
+
+export type TokenRow = Selectable<TokensTable>;
+export type AuditLogRow = Selectable<AuditLogTable>;

@@ -1,0 +1,128 @@
+/**
+ * The store port: everything the control plane keeps durably. Two adapters implement it with kysely,
+ * `SqliteStore` (better-sqlite3, the default: one file in the data directory) and `PostgresStore`
+ * (scale-out). Both pass the same contract suite (`test/contract/store.contract.ts`).
+ *
+ * The port exposes no driver types. Driver failures surface as `PorticoError`s with the same code on
+ * both dialects (`PORTICO_ERR_STORE_*`, or a domain code such as `PORTICO_ERR_TOKEN_NAME_TAKEN`), the
+ * original kept as `cause`.
+ */
+
+export const ROLES = ['admin', 'operator', 'viewer', 'agent'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** An API token as stored: never the secret itself, only its SHA-256 hash. */
+export interface TokenRecord {
+  id: string;
+  name: string;
+  role: Role;
+  /** Hex SHA-256 of the secret. Internal: never sent to a client. */
+  hash: string;
+  /** The first characters of the secret (e.g. `ptc_ab12`), so an operator can tell tokens apart. */
+  prefix: string;
+  createdAt: Date;
+  /** Id of the token that created this one; `null` for the first admin token made at start-up. */
+  createdBy: string | null;
+}
+
+export interface NewToken {
+  id: string;
+  name: string;
+  role: Role;
+  hash: string;
+  prefix: string;
+  createdBy: string | null;
+  createdAt?: Date;
+}
+
+export interface TokenRepository {
+  /**
+   * Insert a token.
+   * @throws PorticoError `PORTICO_ERR_TOKEN_NAME_TAKEN` when the name is in use (names are unique).
+   */
+  create(token: NewToken): Promise<TokenRecord>;
+  /** The token whose secret hashes to `hash`, if any. */
+  findByHash(hash: string): Promise<TokenRecord | undefined>;
+  /** The token with this id, if any. */
+  get(id: string): Promise<TokenRecord | undefined>;
+  /** Every token, oldest first. */
+  list(): Promise<TokenRecord[]>;
+  /** How many tokens exist (used at start-up to decide whether to make the first admin token). */
+  count(): Promise<number>;
+  /**
+   * Delete a token, refusing to remove the last admin token. Safe under concurrency: two requests
+   * deleting the two last admin tokens at once cannot both succeed.
+   * @returns the deleted token.
+   * @throws PorticoError `PORTICO_ERR_TOKEN_NOT_FOUND`, `PORTICO_ERR_TOKEN_LAST_ADMIN`.
+   */
+  remove(id: string): Promise<TokenRecord>;
+}
+
+/** One row of the audit log: who did what to which target, and when. */
+export interface AuditEntry {
+  /** Monotonically increasing; newer entries have larger ids. */
+  id: number;
+  at: Date;
+  /** Id of the token that made the change; `null` for the control plane itself (start-up). */
+  actorId: string | null;
+  /** Human-readable actor: the token's name, or `system`. */
+  actorName: string;
+  /** Dotted verb, e.g. `token.create`. */
+  action: string;
+  /** What was changed, e.g. `token:7f3a…`. */
+  target: string;
+  /** Extra structured detail (never a secret). */
+  details: Record<string, unknown> | null;
+}
+
+export interface NewAuditEntry {
+  actorId: string | null;
+  actorName: string;
+  action: string;
+  target: string;
+  details?: Record<string, unknown> | null;
+  at?: Date;
+}
+
+export interface AuditQuery {
+  /** At most this many entries (newest first). */
+  limit: number;
+  /** Only entries with an id lower than this (for paging backwards). */
+  before?: number;
+  /** Only entries with this action. */
+  action?: string;
+}
+
+export interface AuditRepository {
+  /** Append an entry; returns it with its id and time. */
+  append(entry: NewAuditEntry): Promise<AuditEntry>;
+  /** Entries newest first. */
+  list(query: AuditQuery): Promise<AuditEntry[]>;
+}
+
+/** The repositories, as seen inside or outside a transaction. */
+export interface StoreSession {
+  readonly tokens: TokenRepository;
+  readonly audit: AuditRepository;
+}
+
+export interface Store extends StoreSession {
+  readonly dialect: 'sqlite' | 'postgres';
+  /**
+   * Open connections and run pending migrations (versioned, in order, each once). Must be called
+   * before any other method. Idempotent.
+   * @throws PorticoError `PORTICO_ERR_STORE_UNAVAILABLE`, `PORTICO_ERR_STORE_MIGRATION_FAILED`.
+   */
+  start(): Promise<void>;
+  /** Run `work` in one transaction: every change inside commits together or not at all. */
+  transaction<T>(work: (session: StoreSession) => Promise<T>): Promise<T>;
+  /**
+   * Cheap round trip proving the store answers (used by `/readyz`).
+   * @throws PorticoError `PORTICO_ERR_STORE_UNAVAILABLE`.
+   */
+  ping(): Promise<void>;
+  /** Names of the migrations applied, in order. */
+  appliedMigrations(): Promise<string[]>;
+  /** Close every connection. Idempotent. */
+  close(): Promise<void>;
+}
