@@ -119,7 +119,7 @@ async function startPrivateRedis(
   logger: EnsureRedisLogger,
   startTimeoutMs: number,
 ): Promise<EnsuredRedis> {
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   const pidFile = join(dir, 'redis.pid');
   await stopLeftoverRedis(pidFile, dir, logger);
 

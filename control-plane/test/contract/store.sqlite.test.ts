@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -28,11 +28,12 @@ describe('SqliteStore', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('creates missing parent directories and puts the file in WAL mode', async () => {
+  it('creates missing parent directories, readable by the owner only, and puts the file in WAL mode', async () => {
     const filename = join(dir, 'nested', 'deeper', 'portico.db');
     const store = new SqliteStore({ filename });
     await store.start();
     try {
+      expect((await stat(join(dir, 'nested', 'deeper'))).mode & 0o777).toBe(0o700);
       const inspector = new BetterSqlite3(filename, { readonly: true });
       try {
         // journal_mode is a property of the file: another connection sees it.

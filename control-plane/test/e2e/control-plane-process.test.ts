@@ -140,6 +140,7 @@ describe('the control-plane process', () => {
         body: JSON.stringify({ name: 'in-postgres', role: 'viewer' }),
       });
       expect(created.status).toBe(201);
+      const { secret: issued } = (await created.json()) as { secret: string };
       const client = new pg.Client({ connectionString: schema.connectionString });
       await client.connect();
       try {
@@ -149,6 +150,8 @@ describe('the control-plane process', () => {
         await client.end();
       }
       expect(await p.stop('SIGTERM')).toBe(0);
+      expect(p.output()).not.toContain(issued);
+      expect(p.output()).not.toContain(secret);
     } finally {
       await schema.drop();
     }

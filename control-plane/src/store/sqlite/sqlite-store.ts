@@ -28,7 +28,8 @@ export class SqliteStore extends KyselyStore {
 
   protected override async open(): Promise<Kysely<Database>> {
     const inMemory = this.#filename === ':memory:' || this.#filename === '';
-    if (!inMemory) await mkdir(dirname(resolve(this.#filename)), { recursive: true });
+    // The file holds token hashes and the audit log: only the owner may read the directory.
+    if (!inMemory) await mkdir(dirname(resolve(this.#filename)), { recursive: true, mode: 0o700 });
     const database = new BetterSqlite3(this.#filename, { timeout: BUSY_TIMEOUT_MS });
     try {
       database.pragma('journal_mode = WAL');

@@ -115,6 +115,7 @@ describe('ensureRedis', () => {
       expect(await connection.ping()).toBe('PONG');
       await connection.set('portico:test', 'kept');
       expect(await readdir(join(dataDir, 'redis'))).toContain('appendonlydir');
+      expect((await stat(join(dataDir, 'redis'))).mode & 0o777).toBe(0o700);
       expect(logs.some((line) => line.level === 'warn' && /starting a private redis-server/.test(line.message ?? ''))).toBe(true);
 
       connection.disconnect();
