@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { PorticoError } from '../errors.js';
-import { type Role, type Store, type TokenRecord } from '../store/store.js';
+import { type Role, type Store, type StoreSession, type TokenRecord } from '../store/store.js';
 import { generateTokenSecret, hashTokenSecret, tokenSecretPrefix } from './token-secret.js';
 
 /** Who is making a request or a change: a token, or the control plane itself. */
@@ -39,24 +39,7 @@ export class TokenService {
   /** Issue a token. The secret in the result is the only copy Portico ever hands out. */
   async create(actor: Principal, input: { name: string; role: Role }): Promise<{ token: TokenRecord; secret: string }> {
     const secret = generateTokenSecret();
-    const token = await this.store.transaction(async (session) => {
-      const created = await session.tokens.create({
-        id: randomUUID(),
-        name: input.name,
-        role: input.role,
-        hash: hashTokenSecret(secret),
-        prefix: tokenSecretPrefix(secret),
-        createdBy: actor.id,
-      });
-      await session.audit.append({
-        actorId: actor.id,
-        actorName: actor.name,
-        action: 'token.create',
-        target: `token:${created.id}`,
-        details: { name: created.name, role: created.role },
-      });
-      return created;
-    });
+    const token = await this.store.transaction((session) => issue(session, actor, { ...input, secret }));
     return { token, secret };
   }
 
@@ -93,32 +76,40 @@ export class TokenService {
   async ensureFirstAdmin(configuredSecret: string | undefined): Promise<FirstAdminResult> {
     if ((await this.store.tokens.count()) > 0) return { created: false };
     const secret = configuredSecret ?? generateTokenSecret();
+    const source = configuredSecret === undefined ? 'generated' : 'PORTICO_ADMIN_TOKEN';
     try {
-      await this.store.transaction(async (session) => {
-        const created = await session.tokens.create({
-          id: randomUUID(),
-          name: FIRST_ADMIN_TOKEN_NAME,
-          role: 'admin',
-          hash: hashTokenSecret(secret),
-          prefix: tokenSecretPrefix(secret),
-          createdBy: null,
-        });
-        await session.audit.append({
-          actorId: SYSTEM_PRINCIPAL.id,
-          actorName: SYSTEM_PRINCIPAL.name,
-          action: 'token.create',
-          target: `token:${created.id}`,
-          details: {
-            name: created.name,
-            role: created.role,
-            source: configuredSecret === undefined ? 'generated' : 'PORTICO_ADMIN_TOKEN',
-          },
-        });
-      });
+      await this.store.transaction((session) =>
+        issue(session, SYSTEM_PRINCIPAL, { name: FIRST_ADMIN_TOKEN_NAME, role: 'admin', secret }, { source }),
+      );
     } catch (error) {
       if (error instanceof PorticoError && error.code === 'PORTICO_ERR_TOKEN_NAME_TAKEN') return { created: false };
       throw error;
     }
     return configuredSecret === undefined ? { created: true, generatedSecret: secret } : { created: true };
   }
+}
+
+/** Store a new token (its hash) and audit it, inside the caller's transaction. */
+async function issue(
+  session: StoreSession,
+  actor: Principal,
+  input: { name: string; role: Role; secret: string },
+  details: Record<string, unknown> = {},
+): Promise<TokenRecord> {
+  const created = await session.tokens.create({
+    id: randomUUID(),
+    name: input.name,
+    role: input.role,
+    hash: hashTokenSecret(input.secret),
+    prefix: tokenSecretPrefix(input.secret),
+    createdBy: actor.id,
+  });
+  await session.audit.append({
+    actorId: actor.id,
+    actorName: actor.name,
+    action: 'token.create',
+    target: `token:${created.id}`,
+    details: { name: created.name, role: created.role, ...details },
+  });
+  return created;
 }
