@@ -36,6 +36,15 @@ export const ErrorCatalogue = {
   PORTICO_ERR_TOKEN_NAME_TAKEN: define(409, 'A token with that name exists already.'),
   PORTICO_ERR_TOKEN_LAST_ADMIN: define(409, 'The last admin token cannot be deleted: create another admin token first.'),
 
+  // Registry.
+  PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND: define(404, 'No instance has that id.'),
+  PORTICO_ERR_REGISTRY_CHECK_NOT_FOUND: define(404, 'No check has that id.'),
+  PORTICO_ERR_REGISTRY_SERVICE_NOT_FOUND: define(404, 'No service has that name.'),
+  PORTICO_ERR_REGISTRY_INVALID_CHECK: define(400, 'The health check is not valid.'),
+  PORTICO_ERR_REGISTRY_CHECK_ID_TAKEN: define(409, 'Another instance has a check with that id.'),
+  PORTICO_ERR_REGISTRY_SERVICE_FORBIDDEN: define(403, 'This token may not register or change instances of that service.'),
+  PORTICO_ERR_REGISTRY_UNAVAILABLE: define(503, 'The registry\'s source cannot be reached.', true),
+
   // Store.
   PORTICO_ERR_STORE_UNAVAILABLE: define(503, 'The store cannot be reached.', true),
   PORTICO_ERR_STORE_CONFLICT: define(409, 'The change conflicts with existing data.'),

@@ -10,6 +10,9 @@ export const PERMISSIONS = {
   'tokens:write': ['admin'],
   'audit:read': ['admin', 'operator', 'viewer'],
   'self:read': ['admin', 'operator', 'viewer', 'agent'],
+  'registry:read': ['admin', 'operator', 'viewer', 'agent'],
+  // Agents also need the service named in their token; see mayManageService.
+  'registry:write': ['admin', 'operator', 'agent'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -9,9 +9,17 @@ export interface Principal {
   id: string | null;
   name: string;
   role: Role;
+  /** `agent` tokens: the services it may register and report on; `null` for other roles. */
+  services: string[] | null;
 }
 
-export const SYSTEM_PRINCIPAL: Principal = Object.freeze({ id: null, name: 'system', role: 'admin' });
+export const SYSTEM_PRINCIPAL: Principal = Object.freeze({ id: null, name: 'system', role: 'admin', services: null });
+
+/** Whether `principal` may register, change or deregister instances of `service`. */
+export function mayManageService(principal: Principal, service: string): boolean {
+  if (principal.role === 'admin' || principal.role === 'operator') return true;
+  return principal.role === 'agent' && (principal.services ?? []).includes(service);
+}
 
 /** Name given to the admin token made on first start. */
 export const FIRST_ADMIN_TOKEN_NAME = 'admin';
@@ -33,11 +41,26 @@ export class TokenService {
   /** The principal a presented secret stands for, or `undefined` when no token matches. */
   async authenticate(secret: string): Promise<Principal | undefined> {
     const token = await this.store.tokens.findByHash(hashTokenSecret(secret));
-    return token === undefined ? undefined : { id: token.id, name: token.name, role: token.role };
+    return token === undefined ? undefined : { id: token.id, name: token.name, role: token.role, services: token.services };
   }
 
-  /** Issue a token. The secret in the result is the only copy Portico ever hands out. */
-  async create(actor: Principal, input: { name: string; role: Role }): Promise<{ token: TokenRecord; secret: string }> {
+  /**
+   * Issue a token. The secret in the result is the only copy Portico ever hands out. An `agent` token
+   * must name the services it is for; no other role may.
+   */
+  async create(actor: Principal, input: { name: string; role: Role; services?: string[] }): Promise<{ token: TokenRecord; secret: string }> {
+    if (input.role === 'agent' && (input.services === undefined || input.services.length === 0)) {
+      throw new PorticoError('PORTICO_ERR_REQUEST_INVALID', {
+        message: 'An agent token must name the services it may register: give "services".',
+        details: [{ location: 'body/services', problem: 'required for role agent' }],
+      });
+    }
+    if (input.role !== 'agent' && input.services !== undefined) {
+      throw new PorticoError('PORTICO_ERR_REQUEST_INVALID', {
+        message: `Only agent tokens are limited to services; a ${input.role} token may not have "services".`,
+        details: [{ location: 'body/services', problem: `not allowed for role ${input.role}` }],
+      });
+    }
     const secret = generateTokenSecret();
     const token = await this.store.transaction((session) => issue(session, actor, { ...input, secret }));
     return { token, secret };
@@ -93,13 +116,14 @@ export class TokenService {
 async function issue(
   session: StoreSession,
   actor: Principal,
-  input: { name: string; role: Role; secret: string },
+  input: { name: string; role: Role; secret: string; services?: string[] },
   details: Record<string, unknown> = {},
 ): Promise<TokenRecord> {
   const created = await session.tokens.create({
     id: randomUUID(),
     name: input.name,
     role: input.role,
+    services: input.services === undefined ? null : [...new Set(input.services)],
     hash: hashTokenSecret(input.secret),
     prefix: tokenSecretPrefix(input.secret),
     createdBy: actor.id,
@@ -109,7 +133,7 @@ async function issue(
     actorName: actor.name,
     action: 'token.create',
     target: `token:${created.id}`,
-    details: { name: created.name, role: created.role, ...details },
+    details: { name: created.name, role: created.role, ...(created.services === null ? {} : { services: created.services }), ...details },
   });
   return created;
 }

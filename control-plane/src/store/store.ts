@@ -8,6 +8,8 @@
  * original kept as `cause`.
  */
 
+import { type Instance } from '../registry/registry.js';
+
 export const ROLES = ['admin', 'operator', 'viewer', 'agent'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -23,6 +25,8 @@ export interface TokenRecord {
   createdAt: Date;
   /** Id of the token that created this one; `null` for the first admin token made at start-up. */
   createdBy: string | null;
+  /** `agent` tokens: the services whose instances it may register and report on. `null` for other roles. */
+  services: string[] | null;
 }
 
 export interface NewToken {
@@ -33,6 +37,7 @@ export interface NewToken {
   prefix: string;
   createdBy: string | null;
   createdAt?: Date;
+  services?: string[] | null;
 }
 
 export interface TokenRepository {
@@ -100,10 +105,30 @@ export interface AuditRepository {
   list(query: AuditQuery): Promise<AuditEntry[]>;
 }
 
+/** The embedded registry's persisted state: every instance, and the index. */
+export interface StoredRegistry {
+  index: number;
+  instances: Instance[];
+}
+
+/**
+ * Where the embedded registry writes its state through. It keeps the working set in memory; this
+ * repository only loads it at start and records each change.
+ */
+export interface RegistryRepository {
+  /** Every instance and the index, as last saved. An empty store reads as index 0, no instances. */
+  load(): Promise<StoredRegistry>;
+  /** Insert or replace an instance, and record `index` as the registry's index. */
+  save(instance: Instance, index: number): Promise<void>;
+  /** Delete an instance (a no-op when absent), and record `index` as the registry's index. */
+  remove(instanceId: string, index: number): Promise<void>;
+}
+
 /** The repositories, as seen inside or outside a transaction. */
 export interface StoreSession {
   readonly tokens: TokenRepository;
   readonly audit: AuditRepository;
+  readonly registry: RegistryRepository;
 }
 
 export interface Store extends StoreSession {

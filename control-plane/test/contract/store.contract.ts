@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, PorticoError } from '../../src/errors.js';
+import { type Instance } from '../../src/registry/registry.js';
 import { type NewToken, type Store } from '../../src/store/store.js';
 
 /** What an adapter's test file hands the contract for each test. */
@@ -14,7 +15,7 @@ export interface StoreFixture {
 }
 
 /** Every migration, in the order it must be applied. */
-const MIGRATIONS = ['0001_tokens_and_audit'];
+const MIGRATIONS = ['0001_tokens_and_audit', '0002_registry'];
 
 /**
  * The behaviour every `Store` adapter must show, identically: same results, same `PorticoError` codes.
@@ -76,6 +77,12 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
 
         expect(await store.tokens.get(randomUUID())).toBeUndefined();
         expect(await store.tokens.findByHash(sha256(randomUUID()))).toBeUndefined();
+      });
+
+      it('keeps the services an agent token is issued for', async () => {
+        const created = await store.tokens.create(newToken({ role: 'agent', services: ['catalog', 'user_service'] }));
+        expect(created.services).toEqual(['catalog', 'user_service']);
+        expect((await store.tokens.get(created.id))?.services).toEqual(['catalog', 'user_service']);
       });
 
       it('counts every token and lists them oldest first', async () => {
@@ -326,6 +333,68 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       });
     });
 
+    describe('registry', () => {
+      const instance = (id: string, modifyIndex: number): Instance => ({
+        id,
+        service: 'web',
+        address: '10.0.0.7',
+        port: 8080,
+        tags: ['blue'],
+        meta: { version: '2' },
+        weights: { passing: 3, warning: 1 },
+        checks: [
+          {
+            id: `service:${id}`,
+            name: 'ttl',
+            kind: 'ttl',
+            ttlMs: 10_000,
+            successBeforePassing: 0,
+            failuresBeforeCritical: 0,
+            status: 'passing',
+            output: 'ok',
+            statusSince: new Date(1_700_000_000_123),
+            lastResultAt: new Date(1_700_000_000_456),
+            consecutiveSuccesses: 2,
+            consecutiveFailures: 0,
+            ttlExpiresAt: new Date(1_700_000_010_456),
+          },
+        ],
+        maintenance: { reason: 'drain', since: new Date(1_700_000_000_789) },
+        registeredBy: 'token-1',
+        registeredAt: new Date(1_700_000_000_000),
+        createIndex: 2,
+        modifyIndex,
+      });
+
+      it('reads as empty at index 0 before anything is saved', async () => {
+        expect(await store.registry.load()).toEqual({ index: 0, instances: [] });
+      });
+
+      it('saves, replaces and removes instances, keeping dates and the index', async () => {
+        await store.registry.save(instance('web-1', 2), 2);
+        await store.registry.save(instance('web-2', 3), 3);
+        await store.registry.save({ ...instance('web-1', 4), port: 9090 }, 4);
+        await store.registry.remove('web-2', 5);
+        await store.registry.remove('never-there', 6);
+        const loaded = await store.registry.load();
+        expect(loaded.index).toBe(6);
+        expect(loaded.instances).toEqual([{ ...instance('web-1', 4), port: 9090 }]);
+        await withReopened(async (reopened) => {
+          expect(await reopened.registry.load()).toEqual(loaded);
+        });
+      });
+
+      it('writes nothing when the transaction rolls back', async () => {
+        await expect(
+          store.transaction(async (session) => {
+            await session.registry.save(instance('web-9', 9), 9);
+            throw new Error('abort');
+          }),
+        ).rejects.toThrow('abort');
+        expect(await store.registry.load()).toEqual({ index: 0, instances: [] });
+      });
+    });
+
     describe('lifecycle', () => {
       it('keeps the data across close and reopen', async () => {
         const token = await store.tokens.create(newToken({ role: 'admin', createdAt: new Date('2022-01-02T03:04:05.678Z') }));
@@ -374,6 +443,7 @@ function newToken(overrides: Partial<NewToken> = {}): NewToken {
     hash: sha256(id),
     prefix: `ptc_${id.slice(0, 4)}`,
     createdBy: null,
+    services: null,
     ...overrides,
   };
 }

@@ -32,6 +32,8 @@ describe('PostgresStore', () => {
         'audit_log',
         'kysely_migration',
         'kysely_migration_lock',
+        'registry_instances',
+        'registry_state',
         'tokens',
       ]);
     } finally {
@@ -65,7 +67,7 @@ describe('PostgresStore', () => {
     const stores = [1, 2, 3].map(() => new PostgresStore({ connectionString, schema, poolSize: 2 }));
     try {
       await Promise.all(stores.map((store) => store.start()));
-      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit']);
+      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry']);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
       await testSchema.drop();

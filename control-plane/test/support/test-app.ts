@@ -19,8 +19,8 @@ export interface TestApp {
   adminToken: string;
   /** Every line the app logged, as written. */
   logLines: string[];
-  /** A fresh token of that role; returns its secret. */
-  tokenFor(role: Role): Promise<string>;
+  /** A fresh token of that role (an agent's for `services`, default `['test-service']`); returns its secret. */
+  tokenFor(role: Role, services?: string[]): Promise<string>;
   /** Rows in the tokens and audit tables: "nothing was written" means these did not move. */
   counts(): Promise<{ tokens: number; audit: number }>;
   close(): Promise<void>;
@@ -46,7 +46,8 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
     broker,
     adminToken,
     logLines,
-    tokenFor: async (role) => (await tokens.create(SYSTEM_PRINCIPAL, { name: `${role}-${++n}`, role })).secret,
+    tokenFor: async (role, services) =>
+      (await tokens.create(SYSTEM_PRINCIPAL, { name: `${role}-${++n}`, role, ...(role === 'agent' ? { services: services ?? ['test-service'] } : {}) })).secret,
     counts: async () => ({
       tokens: await store.tokens.count(),
       audit: (await store.audit.list({ limit: 1_000_000 })).length,

@@ -13,7 +13,10 @@ export const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags: ['tokens'],
         summary: 'The caller: token id, name and role.',
-        response: { 200: Type.Object({ id: Type.Union([Type.String(), Type.Null()]), name: Type.String(), role: Role }), ...authErrorResponses },
+        response: {
+          200: Type.Object({ id: Type.Union([Type.String(), Type.Null()]), name: Type.String(), role: Role, services: Type.Union([Type.Array(Type.String()), Type.Null()]) }),
+          ...authErrorResponses,
+        },
       },
     },
     async (request) => principalOf(request),

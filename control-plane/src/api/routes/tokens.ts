@@ -19,6 +19,7 @@ export function tokenView(token: TokenRecord) {
     prefix: token.prefix,
     createdAt: token.createdAt.toISOString(),
     createdBy: token.createdBy,
+    services: token.services,
   };
 }
 

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { type Role as StoreRole } from '../../store/store.js';
+import { SERVICE_NAME_PATTERN } from '../../registry/registry.js';
 import { Timestamp } from './common.js';
 
 export const Role = Type.Union(
@@ -14,7 +15,21 @@ export const TokenName = Type.String({
   description: 'Unique; letters, digits and . _ : @ - (starting with a letter or digit).',
 });
 
-export const CreateTokenBody = Type.Object({ name: TokenName, role: Role }, { additionalProperties: false });
+export const ServiceName = Type.String({
+  pattern: SERVICE_NAME_PATTERN,
+  description: 'Letters, digits, _ . - ; starting with a letter or digit; at most 63 characters.',
+});
+
+export const CreateTokenBody = Type.Object(
+  {
+    name: TokenName,
+    role: Role,
+    services: Type.Optional(
+      Type.Array(ServiceName, { minItems: 1, maxItems: 1000, description: 'Agent tokens only: the services whose instances it may register and report on.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const TokenView = Type.Object(
   {
@@ -24,6 +39,7 @@ export const TokenView = Type.Object(
     prefix: Type.String({ description: 'The first characters of the secret, to tell tokens apart.' }),
     createdAt: Timestamp,
     createdBy: Type.Union([Type.String(), Type.Null()]),
+    services: Type.Union([Type.Array(Type.String()), Type.Null()]),
   },
   { description: 'A token, without its secret.' },
 );

@@ -20,6 +20,8 @@ export interface TokensTable {
   /** Epoch milliseconds: the one timestamp form both dialects round-trip to the millisecond. */
   created_at: Int8;
   created_by: string | null;
+  /** JSON array of service names an agent token may manage (migration `0002_registry`). */
+  services: string | null;
 }
 
 /** The `audit_log` table (migration `0001_tokens_and_audit`). */
@@ -35,10 +37,26 @@ export interface AuditLogTable {
   details: string | null;
 }
 
+/** The embedded registry's instances, one JSON document each (migration `0002_registry`). */
+export interface RegistryInstancesTable {
+  id: string;
+  service: string;
+  doc: string;
+  modify_index: Int8;
+}
+
+/** Named counters of the embedded registry (its index). */
+export interface RegistryStateTable {
+  name: string;
+  value: Int8;
+}
+
 /** The schema the kysely adapters query, as of the latest migration. */
 export interface Database {
   tokens: TokensTable;
   audit_log: AuditLogTable;
+  registry_instances: RegistryInstancesTable;
+  registry_state: RegistryStateTable;
 }
 
 export type TokenRow = Selectable<TokensTable>;

@@ -1,9 +1,10 @@
 import { type Kysely, type Migrator, sql } from 'kysely';
 import { PorticoError } from '../../errors.js';
 import { appliedMigrationNames, createStoreMigrator, migrateToLatest } from '../migrations/store-migrations.js';
-import { type AuditRepository, type Store, type StoreSession, type TokenRepository } from '../store.js';
+import { type AuditRepository, type RegistryRepository, type Store, type StoreSession, type TokenRepository } from '../store.js';
 import { type Database } from './database.js';
 import { KyselyAuditRepository } from './kysely-audit-repository.js';
+import { KyselyRegistryRepository } from './kysely-registry-repository.js';
 import { KyselyTokenRepository } from './kysely-token-repository.js';
 import { mapStoreError } from './map-store-error.js';
 import { type RepositoryContext, type StoreDialect } from './repository-context.js';
@@ -31,6 +32,7 @@ export abstract class KyselyStore implements Store {
   readonly dialect: StoreDialect;
   readonly tokens: TokenRepository;
   readonly audit: AuditRepository;
+  readonly registry: RegistryRepository;
 
   readonly #description: string;
   readonly #migrationSchema: string | undefined;
@@ -45,6 +47,7 @@ export abstract class KyselyStore implements Store {
     const session = this.#session(() => this.#database().db);
     this.tokens = session.tokens;
     this.audit = session.audit;
+    this.registry = session.registry;
   }
 
   /** Create the `Kysely` instance over a new driver connection (or pool). Called once, by `start()`. */
@@ -176,6 +179,10 @@ export abstract class KyselyStore implements Store {
       db,
       mapError: (error) => this.mapError(error),
     };
-    return { tokens: new KyselyTokenRepository(context), audit: new KyselyAuditRepository(context) };
+    return {
+      tokens: new KyselyTokenRepository(context),
+      audit: new KyselyAuditRepository(context),
+      registry: new KyselyRegistryRepository(context),
+    };
   }
 }

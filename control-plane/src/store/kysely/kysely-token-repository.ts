@@ -28,6 +28,7 @@ export class KyselyTokenRepository implements TokenRepository {
           prefix: token.prefix,
           created_at: toEpochMillis(token.createdAt ?? new Date()),
           created_by: token.createdBy,
+          services: token.services === undefined || token.services === null ? null : JSON.stringify(token.services),
         })
         .onConflict((conflict) => conflict.column('name').doNothing())
         .returningAll()

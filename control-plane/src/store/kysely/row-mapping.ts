@@ -21,6 +21,7 @@ export function toTokenRecord(row: TokenRow): TokenRecord {
     prefix: row.prefix,
     createdAt: new Date(toNumber(row.created_at)),
     createdBy: row.created_by,
+    services: row.services === null ? null : (JSON.parse(row.services) as string[]),
   };
 }
 

@@ -2,11 +2,13 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import { PorticoError } from '../../errors.js';
 import { type StoreDialect } from '../kysely/repository-context.js';
 import { tokensAndAudit } from './0001-tokens-and-audit.js';
+import { registry } from './0002-registry.js';
 
 /** Every migration, by name; kysely applies them in name order, each once. */
 function storeMigrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     '0001_tokens_and_audit': tokensAndAudit(dialect),
+    '0002_registry': registry(),
   };
 }
 

@@ -36,7 +36,7 @@ describe('/api/v1/tokens', () => {
     expect(created.token.createdBy).not.toBeNull();
 
     const me = await t.app.inject({ method: 'GET', url: '/api/v1/me', headers: bearer(created.secret) });
-    expect(me.json()).toEqual({ id: created.token.id, name, role: 'operator' });
+    expect(me.json()).toEqual({ id: created.token.id, name, role: 'operator', services: null });
 
     const stored = await t.store.tokens.get(created.token.id);
     expect(stored?.hash).toBe(hashTokenSecret(created.secret));
@@ -68,9 +68,31 @@ describe('/api/v1/tokens', () => {
     const list = await t.app.inject({ method: 'GET', url: '/api/v1/tokens', headers: bearer(t.adminToken) });
     const tokens = list.json<{ tokens: Array<Record<string, unknown>> }>().tokens;
     expect(tokens.find((tok) => tok.id === created.token.id)).toEqual(created.token);
-    for (const tok of tokens) expect(Object.keys(tok).sort()).toEqual(['createdAt', 'createdBy', 'id', 'name', 'prefix', 'role']);
+    for (const tok of tokens) expect(Object.keys(tok).sort()).toEqual(['createdAt', 'createdBy', 'id', 'name', 'prefix', 'role', 'services']);
     const one = await t.app.inject({ method: 'GET', url: `/api/v1/tokens/${created.token.id}`, headers: bearer(t.adminToken) });
     expect(one.json()).toEqual(created.token);
+  });
+
+  it('issues agent tokens for named services only', async () => {
+    const ok = await t.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(t.adminToken), payload: { name: `agent-${randomUUID()}`, role: 'agent', services: ['catalog', 'user_service'] } });
+    expect(ok.statusCode).toBe(201);
+    expect(ok.json().token.services).toEqual(['catalog', 'user_service']);
+    const me = await t.app.inject({ method: 'GET', url: '/api/v1/me', headers: bearer(ok.json().secret) });
+    expect(me.json()).toMatchObject({ role: 'agent', services: ['catalog', 'user_service'] });
+
+    const before = await t.counts();
+    for (const payload of [
+      { name: `a-${randomUUID()}`, role: 'agent' },
+      { name: `a-${randomUUID()}`, role: 'agent', services: [] },
+      { name: `a-${randomUUID()}`, role: 'agent', services: ['bad name'] },
+      { name: `v-${randomUUID()}`, role: 'viewer', services: ['catalog'] },
+    ]) {
+      const res = await t.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(t.adminToken), payload });
+      expect(res.statusCode, JSON.stringify(payload)).toBe(400);
+      expect(res.json().code).toBe('PORTICO_ERR_REQUEST_INVALID');
+      expect(res.json().message).toMatch(/services/);
+    }
+    expect(await t.counts()).toEqual(before);
   });
 
   it('refuses a duplicate name with 409 and writes nothing', async () => {

@@ -1,0 +1,499 @@
+import { PorticoError } from '../../errors.js';
+import { type Store } from '../../store/store.js';
+import {
+  applyCheckResult,
+  type CheckRegistration,
+  type CheckState,
+  checkDefinition,
+  type HealthStatus,
+  type Instance,
+  instanceHealth,
+  type InstanceRegistration,
+  initialCheckState,
+  MIN_CHECK_INTERVAL_MS,
+  type ServiceSummary,
+} from '../registry.js';
+import {
+  type BackendStatus,
+  type DeregistrationReason,
+  type Indexed,
+  type InstanceQuery,
+  type RegistryBackend,
+  type RegistryEvent,
+  type WaitOptions,
+} from '../registry-backend.js';
+
+/** An HTTP or TCP check as the scheduler runs it: the probe target is fixed at registration. */
+export interface ScheduledCheck {
+  id: string;
+  kind: 'http' | 'tcp';
+  intervalMs: number;
+  timeoutMs: number;
+  http?: string;
+  method?: string;
+  headers?: Record<string, string>;
+  tcp?: string;
+}
+
+/** Runs HTTP and TCP checks on their intervals (`HealthChecker` in production). */
+export interface CheckScheduler {
+  schedule(check: ScheduledCheck): void;
+  unschedule(checkId: string): void;
+  close(): Promise<void>;
+}
+
+export type CheckResultHandler = (checkId: string, result: { status: HealthStatus; output: string }) => void | Promise<void>;
+
+export interface EmbeddedRegistryBackendOptions {
+  store: Store;
+  /** Makes the scheduler for HTTP and TCP checks, given where to report results. Without it, only TTL checks change health. */
+  createScheduler?: (onResult: CheckResultHandler) => CheckScheduler;
+  /** How often expired TTLs and long-critical instances are looked for (default 250 ms). */
+  reapIntervalMs?: number;
+  /** How many recent changes are kept for `eventsSince` (default 10,000). */
+  eventBufferSize?: number;
+  logger?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+}
+
+interface Waiter {
+  after: number;
+  service: string | undefined;
+  resolve: (index: number) => void;
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+function isLoopback(host: string): boolean {
+  return LOOPBACK_NAMES.has(host.toLowerCase()) || host.startsWith('127.');
+}
+
+/** `host` names the instance's own address (loopback names count as one another). */
+function sameHost(host: string, address: string): boolean {
+  const a = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const b = address.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return a === b || (isLoopback(a) && isLoopback(b));
+}
+
+function invalidCheck(message: string, details?: unknown): PorticoError {
+  return new PorticoError('PORTICO_ERR_REGISTRY_INVALID_CHECK', { message, details });
+}
+
+/** Semantic checks a schema cannot express; the probe targets must be the instance's own address. */
+function validateCheck(registration: InstanceRegistration, check: CheckRegistration, position: number): void {
+  const where = `checks[${position}]`;
+  if (check.kind === 'ttl') {
+    if (check.ttlMs === undefined) throw invalidCheck(`${where}: a ttl check needs a ttl.`);
+    if (check.ttlMs < MIN_CHECK_INTERVAL_MS) throw invalidCheck(`${where}: the ttl must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
+    return;
+  }
+  if (check.intervalMs !== undefined && check.intervalMs < MIN_CHECK_INTERVAL_MS) {
+    throw invalidCheck(`${where}: the interval must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
+  }
+  if (check.timeoutMs !== undefined && check.timeoutMs <= 0) throw invalidCheck(`${where}: the timeout must be positive.`);
+  let host: string;
+  if (check.kind === 'http') {
+    if (check.http === undefined) throw invalidCheck(`${where}: an http check needs a URL.`);
+    let url: URL;
+    try {
+      url = new URL(check.http);
+    } catch {
+      throw invalidCheck(`${where}: "${check.http}" is not a URL.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidCheck(`${where}: the URL must be http:// or https://.`);
+    host = url.hostname;
+  } else {
+    if (check.tcp === undefined) throw invalidCheck(`${where}: a tcp check needs host:port.`);
+    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(check.tcp);
+    if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) {
+      throw invalidCheck(`${where}: "${check.tcp}" is not host:port.`);
+    }
+    host = match[1] as string;
+  }
+  // The control plane probes from inside the network: a check aimed elsewhere would let anyone who may
+  // register make it send requests to arbitrary hosts.
+  if (!sameHost(host, registration.address)) {
+    throw invalidCheck(`${where}: a check may probe only the instance's own address (${registration.address}), not ${host}.`, {
+      address: registration.address,
+      target: host,
+    });
+  }
+}
+
+function toScheduled(check: CheckState): ScheduledCheck | undefined {
+  if (check.kind === 'ttl') return undefined;
+  const scheduled: ScheduledCheck = { id: check.id, kind: check.kind, intervalMs: check.intervalMs ?? 10_000, timeoutMs: check.timeoutMs ?? 10_000 };
+  if (check.http !== undefined) scheduled.http = check.http;
+  if (check.method !== undefined) scheduled.method = check.method;
+  if (check.headers !== undefined) scheduled.headers = check.headers;
+  if (check.tcp !== undefined) scheduled.tcp = check.tcp;
+  return scheduled;
+}
+
+/**
+ * The embedded registry: the working set in memory, every change written through to the store (so it
+ * survives a restart), HTTP/TCP checks run by the control plane, TTLs and critical timeouts reaped
+ * here. Changes are applied one at a time, in index order: each is written to the store first and
+ * becomes visible only once written, so a failed write changes nothing.
+ *
+ * One control-plane process owns an embedded registry; several replicas share a Consul backend instead.
+ */
+export class EmbeddedRegistryBackend implements RegistryBackend {
+  readonly kind = 'embedded' as const;
+
+  readonly #store: Store;
+  readonly #options: EmbeddedRegistryBackendOptions;
+  readonly #instances = new Map<string, Instance>();
+  readonly #byService = new Map<string, Map<string, Instance>>();
+  readonly #checkOwner = new Map<string, string>();
+  /** Each service's latest change, kept after its last instance leaves so watchers of it still wake. */
+  readonly #serviceIndex = new Map<string, number>();
+  readonly #events: RegistryEvent[] = [];
+  readonly #listeners = new Set<(event: RegistryEvent) => void>();
+  readonly #waiters = new Set<Waiter>();
+  #index = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+  #scheduler: CheckScheduler | undefined;
+  #reaper: NodeJS.Timeout | undefined;
+  #started: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: EmbeddedRegistryBackendOptions) {
+    this.#store = options.store;
+    this.#options = options;
+  }
+
+  start(): Promise<void> {
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    const stored = await this.#store.registry.load();
+    const now = new Date();
+    // Index 1 stands for "empty": Consul clients read 0 as "no index", so the first change is 2.
+    let index = Math.max(1, stored.index);
+    for (const saved of stored.instances) {
+      // Heartbeats could not arrive while the control plane was down: every TTL gets a fresh period.
+      const instance: Instance = {
+        ...saved,
+        checks: saved.checks.map((check) => (check.kind === 'ttl' ? { ...check, ttlExpiresAt: new Date(now.getTime() + (check.ttlMs ?? 0)) } : check)),
+      };
+      index = Math.max(index, instance.modifyIndex);
+      this.#put(instance);
+    }
+    this.#index = index;
+    this.#scheduler = this.#options.createScheduler?.((checkId, result) => this.#onProbeResult(checkId, result));
+    for (const instance of this.#instances.values()) this.#scheduleChecks(instance, undefined);
+    this.#reaper = setInterval(() => void this.#reap(), this.#options.reapIntervalMs ?? 250);
+    this.#reaper.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#reaper);
+    await this.#scheduler?.close();
+    await this.#queue.catch(() => undefined);
+    for (const waiter of this.#waiters) waiter.resolve(this.#currentIndex(waiter.service));
+    this.#waiters.clear();
+  }
+
+  async register(registration: InstanceRegistration, registeredBy: string | null): Promise<Instance> {
+    (registration.checks ?? []).forEach((check, i) => validateCheck(registration, check, i));
+    return this.#serial(async () => {
+      const previous = this.#instances.get(registration.id);
+      const now = new Date();
+      const index = this.#index + 1;
+      const registrations = registration.checks ?? [];
+      const checks = registrations.map((check, i) => {
+        const definition = checkDefinition(registration.id, registration.service, check, i, registrations.length);
+        return initialCheckState(definition, check, now, previous?.checks.find((c) => c.id === definition.id));
+      });
+      const ids = new Set<string>();
+      for (const check of checks) {
+        const owner = this.#checkOwner.get(check.id);
+        if ((owner !== undefined && owner !== registration.id) || ids.has(check.id)) {
+          throw new PorticoError('PORTICO_ERR_REGISTRY_CHECK_ID_TAKEN', { message: `The check id "${check.id}" is in use by another instance.`, details: { checkId: check.id } });
+        }
+        ids.add(check.id);
+      }
+      const instance: Instance = {
+        id: registration.id,
+        service: registration.service,
+        address: registration.address,
+        port: registration.port,
+        tags: registration.tags ?? [],
+        meta: registration.meta ?? {},
+        weights: { passing: registration.weights?.passing ?? 1, warning: registration.weights?.warning ?? 1 },
+        checks,
+        maintenance: previous?.maintenance ?? null,
+        registeredBy,
+        registeredAt: previous?.registeredAt ?? now,
+        createIndex: previous?.createIndex ?? index,
+        modifyIndex: index,
+      };
+      await this.#store.transaction((session) => session.registry.save(instance, index));
+      this.#commit(index, previous, instance);
+      this.#scheduleChecks(instance, previous);
+      const health = instanceHealth(instance);
+      this.#emit(
+        previous === undefined
+          ? { type: 'instance.registered', index, at: now, service: instance.service, instanceId: instance.id, instance, health }
+          : { type: 'instance.updated', index, at: now, service: instance.service, instanceId: instance.id, instance, health },
+      );
+      return instance;
+    });
+  }
+
+  deregister(instanceId: string, reason: DeregistrationReason = 'api'): Promise<Instance> {
+    return this.#serial(async () => {
+      const instance = this.#require(instanceId);
+      const index = this.#index + 1;
+      await this.#store.transaction((session) => session.registry.remove(instanceId, index));
+      this.#commit(index, instance, undefined);
+      for (const check of instance.checks) this.#scheduler?.unschedule(check.id);
+      this.#emit({ type: 'instance.deregistered', index, at: new Date(), service: instance.service, instanceId, reason });
+      return instance;
+    });
+  }
+
+  updateCheck(checkId: string, status: HealthStatus, output = ''): Promise<Instance> {
+    return this.#serial(() => this.#applyResult(checkId, status, output));
+  }
+
+  setMaintenance(instanceId: string, enabled: boolean, reason = ''): Promise<Instance> {
+    return this.#serial(async () => {
+      const previous = this.#require(instanceId);
+      if ((previous.maintenance !== null) === enabled && (!enabled || previous.maintenance?.reason === reason)) return previous;
+      const index = this.#index + 1;
+      const instance: Instance = { ...previous, maintenance: enabled ? { reason, since: new Date() } : null, modifyIndex: index };
+      await this.#store.transaction((session) => session.registry.save(instance, index));
+      this.#commit(index, previous, instance);
+      this.#emitChange(index, previous, instance);
+      return instance;
+    });
+  }
+
+  instance(instanceId: string): Promise<Instance | undefined> {
+    return Promise.resolve(this.#instances.get(instanceId));
+  }
+
+  instanceOfCheck(checkId: string): Promise<Instance | undefined> {
+    const owner = this.#checkOwner.get(checkId);
+    return Promise.resolve(owner === undefined ? undefined : this.#instances.get(owner));
+  }
+
+  instances(query: InstanceQuery): Promise<Indexed<Instance[]>> {
+    const all = this.#byService.get(query.service);
+    let value = all === undefined ? [] : [...all.values()];
+    if (query.tag !== undefined) value = value.filter((instance) => instance.tags.includes(query.tag as string));
+    if (query.passingOnly === true) value = value.filter((instance) => instanceHealth(instance) === 'passing');
+    return Promise.resolve({ index: this.#currentIndex(query.service), value });
+  }
+
+  services(): Promise<Indexed<ServiceSummary[]>> {
+    const value: ServiceSummary[] = [];
+    for (const [name, instances] of this.#byService) {
+      const tags = new Set<string>();
+      const counts: Record<HealthStatus, number> = { passing: 0, warning: 0, critical: 0 };
+      for (const instance of instances.values()) {
+        for (const tag of instance.tags) tags.add(tag);
+        counts[instanceHealth(instance)]++;
+      }
+      value.push({ name, tags: [...tags].sort(), instances: counts });
+    }
+    value.sort((a, b) => a.name.localeCompare(b.name));
+    return Promise.resolve({ index: this.#currentIndex(undefined), value });
+  }
+
+  waitForChange(after: number, options: WaitOptions): Promise<number> {
+    const current = this.#currentIndex(options.service);
+    if (current !== after || this.#closed || options.signal?.aborted === true) return Promise.resolve(current);
+    return new Promise<number>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', finish);
+        this.#waiters.delete(waiter);
+        resolve(this.#currentIndex(options.service));
+      };
+      const waiter: Waiter = { after, service: options.service, resolve: finish };
+      const timer = setTimeout(finish, options.timeoutMs);
+      timer.unref();
+      options.signal?.addEventListener('abort', finish, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  subscribe(listener: (event: RegistryEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  eventsSince(index: number): RegistryEvent[] | undefined {
+    if (index >= this.#index) return [];
+    const first = this.#events[0];
+    if (first === undefined || index < first.index - 1) return undefined;
+    return this.#events.slice(index - (first.index - 1));
+  }
+
+  status(): BackendStatus {
+    return { stale: false };
+  }
+
+  /** The reported index: never 0, as Consul clients treat 0 as "no index". */
+  #currentIndex(service: string | undefined): number {
+    const index = service === undefined ? this.#index : (this.#serviceIndex.get(service) ?? 0);
+    return Math.max(1, index);
+  }
+
+  #require(instanceId: string): Instance {
+    const instance = this.#instances.get(instanceId);
+    if (instance === undefined) {
+      throw new PorticoError('PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND', { message: `No instance has the id "${instanceId}".`, details: { instanceId } });
+    }
+    return instance;
+  }
+
+  /** Changes run one after another, so indexes are given out and written in order. */
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: 'The registry is closed.' }));
+    const run = this.#queue.then(work, work);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #applyResult(checkId: string, status: HealthStatus, output: string): Promise<Instance> {
+    const instanceId = this.#checkOwner.get(checkId);
+    const previous = instanceId === undefined ? undefined : this.#instances.get(instanceId);
+    if (previous === undefined) {
+      throw new PorticoError('PORTICO_ERR_REGISTRY_CHECK_NOT_FOUND', { message: `No check has the id "${checkId}".`, details: { checkId } });
+    }
+    const now = new Date();
+    const checks = previous.checks.map((check) => (check.id === checkId ? applyCheckResult(check, status, output, now) : check));
+    const changed = checks.some((check, i) => check.status !== previous.checks[i]?.status);
+    if (!changed) {
+      // Output and deadlines only: visible at once, but neither an index change nor a store write, so
+      // steady heartbeats cost no I/O (Consul likewise batches output-only updates).
+      const instance: Instance = { ...previous, checks };
+      this.#put(instance);
+      return instance;
+    }
+    const index = this.#index + 1;
+    const instance: Instance = { ...previous, checks, modifyIndex: index };
+    await this.#store.transaction((session) => session.registry.save(instance, index));
+    this.#commit(index, previous, instance);
+    this.#emitChange(index, previous, instance);
+    return instance;
+  }
+
+  async #onProbeResult(checkId: string, result: { status: HealthStatus; output: string }): Promise<void> {
+    try {
+      await this.updateCheck(checkId, result.status, result.output);
+    } catch (error) {
+      // The instance may have left between the probe's start and its result.
+      if (error instanceof PorticoError && error.code === 'PORTICO_ERR_REGISTRY_CHECK_NOT_FOUND') return;
+      this.#options.logger?.error({ err: error, checkId }, 'recording a check result failed');
+    }
+  }
+
+  async #reap(): Promise<void> {
+    if (this.#closed) return;
+    const now = Date.now();
+    const expired: string[] = [];
+    const overdue: string[] = [];
+    for (const instance of this.#instances.values()) {
+      for (const check of instance.checks) {
+        if (check.kind === 'ttl' && check.status !== 'critical' && check.ttlExpiresAt !== null && check.ttlExpiresAt.getTime() <= now) expired.push(check.id);
+        if (
+          check.status === 'critical' &&
+          check.deregisterCriticalAfterMs !== undefined &&
+          now - check.statusSince.getTime() >= check.deregisterCriticalAfterMs
+        ) {
+          overdue.push(instance.id);
+          break;
+        }
+      }
+    }
+    for (const checkId of expired) {
+      await this.#serial(async () => {
+        const owner = this.#instances.get(this.#checkOwner.get(checkId) ?? '');
+        const check = owner?.checks.find((c) => c.id === checkId);
+        // Re-read under the queue: a heartbeat may have arrived since the scan.
+        if (check === undefined || check.ttlExpiresAt === null || check.ttlExpiresAt.getTime() > Date.now() || check.status === 'critical') return;
+        await this.#applyResult(checkId, 'critical', `TTL expired (no heartbeat for ${check.ttlMs ?? 0} ms)`);
+      }).catch((error: unknown) => this.#options.logger?.error({ err: error, checkId }, 'expiring a TTL check failed'));
+    }
+    for (const instanceId of overdue) {
+      await this.deregister(instanceId, 'critical_timeout').catch((error: unknown) => {
+        if (!(error instanceof PorticoError && error.code === 'PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND')) {
+          this.#options.logger?.error({ err: error, instanceId }, 'deregistering a long-critical instance failed');
+        }
+      });
+    }
+  }
+
+  #put(instance: Instance): void {
+    this.#instances.set(instance.id, instance);
+    let group = this.#byService.get(instance.service);
+    if (group === undefined) {
+      group = new Map();
+      this.#byService.set(instance.service, group);
+    }
+    group.set(instance.id, instance);
+    for (const check of instance.checks) this.#checkOwner.set(check.id, instance.id);
+    this.#serviceIndex.set(instance.service, Math.max(this.#serviceIndex.get(instance.service) ?? 0, instance.modifyIndex));
+  }
+
+  #drop(instance: Instance): void {
+    this.#instances.delete(instance.id);
+    const group = this.#byService.get(instance.service);
+    group?.delete(instance.id);
+    if (group?.size === 0) this.#byService.delete(instance.service);
+    for (const check of instance.checks) {
+      if (this.#checkOwner.get(check.id) === instance.id) this.#checkOwner.delete(check.id);
+    }
+  }
+
+  /** Make a written change visible: memory, indexes, then wake the watchers. */
+  #commit(index: number, previous: Instance | undefined, next: Instance | undefined): void {
+    if (previous !== undefined) {
+      this.#drop(previous);
+      this.#serviceIndex.set(previous.service, index);
+    }
+    if (next !== undefined) this.#put(next);
+    this.#index = index;
+    for (const waiter of this.#waiters) {
+      if (this.#currentIndex(waiter.service) !== waiter.after) waiter.resolve(this.#currentIndex(waiter.service));
+    }
+  }
+
+  #scheduleChecks(instance: Instance, previous: Instance | undefined): void {
+    if (this.#scheduler === undefined) return;
+    const keep = new Set(instance.checks.map((check) => check.id));
+    for (const check of previous?.checks ?? []) if (!keep.has(check.id)) this.#scheduler.unschedule(check.id);
+    for (const check of instance.checks) {
+      const scheduled = toScheduled(check);
+      if (scheduled !== undefined) this.#scheduler.schedule(scheduled);
+    }
+  }
+
+  #emitChange(index: number, previous: Instance, instance: Instance): void {
+    const before = instanceHealth(previous);
+    const health = instanceHealth(instance);
+    const common = { index, at: new Date(), service: instance.service, instanceId: instance.id, instance, health };
+    this.#emit(before === health ? { type: 'instance.updated', ...common } : { type: 'instance.health_changed', ...common, previousHealth: before });
+  }
+
+  #emit(event: RegistryEvent): void {
+    this.#events.push(event);
+    const limit = this.#options.eventBufferSize ?? 10_000;
+    if (this.#events.length > limit) this.#events.splice(0, this.#events.length - limit);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#options.logger?.error({ err: error, event: event.type }, 'a registry listener failed');
+      }
+    }
+  }
+}
