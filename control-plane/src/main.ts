@@ -11,6 +11,7 @@ import { RedisProbe } from './broker/redis-probe.js';
 import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
+import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
 import { PostgresStore } from './store/postgres/postgres-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { type Store } from './store/store.js';
@@ -105,11 +106,15 @@ async function start(): Promise<void> {
     const broker = new RedisProbe(redis.url);
     closers.push({ name: 'redis probe', close: () => broker.close() });
 
+    const registry = new EmbeddedRegistryBackend({ store, logger });
+    closers.push({ name: 'registry', close: () => registry.close() });
+    await registry.start();
+
     const firstAdmin = await new TokenService(store).ensureFirstAdmin(config.adminToken);
     if (firstAdmin.generatedSecret !== undefined) printFirstAdminToken(firstAdmin.generatedSecret);
     else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
 
-    const app = await buildApp({ store, broker, metrics: new Metrics(), logger, bodyLimit: config.bodyLimit, version: packageJson.version });
+    const app = await buildApp({ store, registry, broker, metrics: new Metrics(), logger, bodyLimit: config.bodyLimit, version: packageJson.version });
     // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
     closers.push({ name: 'http', close: () => app.close() });
     await app.listen({ host: config.host, port: config.port });

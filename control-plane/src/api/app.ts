@@ -3,7 +3,10 @@ import swagger from '@fastify/swagger';
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { TokenService } from '../auth/token-service.js';
+import { consulApi } from '../consul-api/consul-api.js';
 import { PorticoError } from '../errors.js';
+import { type RegistryBackend } from '../registry/registry-backend.js';
+import { RegistryService } from '../registry/registry-service.js';
 import { type Store } from '../store/store.js';
 import { type Metrics } from '../telemetry/metrics.js';
 import { installAuth } from './auth.js';
@@ -12,6 +15,7 @@ import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { ErrorResponse } from './schemas/common.js';
 import { createValidatorCompiler } from './validation.js';
@@ -21,6 +25,8 @@ export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 /** What the HTTP surface needs; `main.ts` builds these from the configuration, tests from their own parts. */
 export interface AppDeps {
   store: Store;
+  /** The registry's backend (embedded or Consul), started. */
+  registry: RegistryBackend;
   /** Redis as seen by readiness: resolves when it answers. */
   broker: { ping(): Promise<void> };
   metrics: Metrics;
@@ -80,13 +86,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, {
-    checks: { store: () => deps.store.ping(), redis: () => deps.broker.ping() },
+    checks: {
+      store: () => deps.store.ping(),
+      redis: () => deps.broker.ping(),
+      registry: async () => {
+        const status = deps.registry.status();
+        if (status.stale) throw new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: `The registry serves stale state: ${status.reason ?? 'its source cannot be reached'}.` });
+      },
+    },
     isShuttingDown: () => shuttingDown,
   });
   await app.register(metricsRoutes, { metrics: deps.metrics });
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const tokens = new TokenService(deps.store);
+  const registry = new RegistryService(deps.registry, deps.store);
+  await app.register(consulApi, { registry, tokens });
   await app.register(
     async (api) => {
       installAuth(api, tokens);
@@ -96,6 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(meRoutes);
       await api.register(tokenRoutes, { tokens });
       await api.register(auditRoutes, { audit: deps.store.audit });
+      await api.register(registryRoutes, { registry });
     },
     { prefix: '/api/v1' },
   );

@@ -5,6 +5,7 @@ import { type FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/api/app.js';
 import { SYSTEM_PRINCIPAL, TokenService } from '../../src/auth/token-service.js';
 import { RedisProbe } from '../../src/broker/redis-probe.js';
+import { EmbeddedRegistryBackend } from '../../src/registry/backends/embedded-registry-backend.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { type Role } from '../../src/store/store.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -15,6 +16,7 @@ export interface TestApp {
   store: SqliteStore;
   tokens: TokenService;
   broker: RedisProbe;
+  registry: EmbeddedRegistryBackend;
   /** Secret of an admin token made for the test. */
   adminToken: string;
   /** Every line the app logged, as written. */
@@ -32,10 +34,12 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
   const store = new SqliteStore({ filename: join(dir, 'portico.db') });
   await store.start();
   const tokens = new TokenService(store);
+  const registry = new EmbeddedRegistryBackend({ store, reapIntervalMs: 50 });
+  await registry.start();
   const broker = new RedisProbe(options.redisUrl);
   const logLines: string[] = [];
   const logger = createLogger({ level: 'trace', destination: { write: (line: string) => void logLines.push(line) } });
-  const app = await buildApp({ store, broker, metrics: new Metrics(), logger, bodyLimit: options.bodyLimit });
+  const app = await buildApp({ store, registry, broker, metrics: new Metrics(), logger, bodyLimit: options.bodyLimit });
   await app.ready();
   const adminToken = (await tokens.create(SYSTEM_PRINCIPAL, { name: `admin-${dir.slice(-6)}`, role: 'admin' })).secret;
   let n = 0;
@@ -44,6 +48,7 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
     store,
     tokens,
     broker,
+    registry,
     adminToken,
     logLines,
     tokenFor: async (role, services) =>
@@ -54,6 +59,7 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
     }),
     close: async () => {
       await app.close();
+      await registry.close();
       await broker.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });

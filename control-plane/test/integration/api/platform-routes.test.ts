@@ -22,7 +22,7 @@ describe('health, readiness, metrics and OpenAPI', () => {
     expect((await t.app.inject('/healthz')).json()).toEqual({ status: 'ok' });
     const ready = await t.app.inject('/readyz');
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toEqual({ status: 'ready', checks: { store: { ok: true }, redis: { ok: true } } });
+    expect(ready.json()).toEqual({ status: 'ready', checks: { store: { ok: true }, redis: { ok: true }, registry: { ok: true } } });
   });
 
   it('counts API requests by route template in Prometheus format, with process metrics', async () => {
