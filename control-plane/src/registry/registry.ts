@@ -12,6 +12,7 @@
  */
 
 import { isIP } from 'node:net';
+import { PorticoError } from '../errors.js';
 
 export const HEALTH_STATUSES = ['passing', 'warning', 'critical'] as const;
 export type HealthStatus = (typeof HEALTH_STATUSES)[number];
@@ -215,6 +216,72 @@ export function checkDefinition(instanceId: string, service: string, registratio
   if (registration.deregisterCriticalAfterMs !== undefined) definition.deregisterCriticalAfterMs = registration.deregisterCriticalAfterMs;
   if (registration.notes !== undefined) definition.notes = registration.notes;
   return definition;
+}
+
+const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+
+function isLoopback(host: string): boolean {
+  return LOOPBACK_NAMES.has(host.toLowerCase()) || host.startsWith('127.');
+}
+
+/** `host` names the instance's own address (loopback names count as one another). */
+function sameHost(host: string, address: string): boolean {
+  const a = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  const b = address.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return a === b || (isLoopback(a) && isLoopback(b));
+}
+
+function invalidCheck(message: string, details?: unknown): PorticoError {
+  return new PorticoError('PORTICO_ERR_REGISTRY_INVALID_CHECK', { message, details });
+}
+
+function validateCheck(registration: InstanceRegistration, check: CheckRegistration, position: number): void {
+  const where = `checks[${position}]`;
+  if (check.kind === 'ttl') {
+    if (check.ttlMs === undefined) throw invalidCheck(`${where}: a ttl check needs a ttl.`);
+    if (check.ttlMs < MIN_CHECK_INTERVAL_MS) throw invalidCheck(`${where}: the ttl must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
+    return;
+  }
+  if (check.intervalMs !== undefined && check.intervalMs < MIN_CHECK_INTERVAL_MS) {
+    throw invalidCheck(`${where}: the interval must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
+  }
+  if (check.timeoutMs !== undefined && check.timeoutMs <= 0) throw invalidCheck(`${where}: the timeout must be positive.`);
+  let host: string;
+  if (check.kind === 'http') {
+    if (check.http === undefined) throw invalidCheck(`${where}: an http check needs a URL.`);
+    let url: URL;
+    try {
+      url = new URL(check.http);
+    } catch {
+      throw invalidCheck(`${where}: "${check.http}" is not a URL.`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidCheck(`${where}: the URL must be http:// or https://.`);
+    host = url.hostname;
+  } else {
+    if (check.tcp === undefined) throw invalidCheck(`${where}: a tcp check needs host:port.`);
+    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(check.tcp);
+    if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) {
+      throw invalidCheck(`${where}: "${check.tcp}" is not host:port.`);
+    }
+    host = match[1] as string;
+  }
+  // The control plane probes from inside the network: a check aimed elsewhere would let anyone who may
+  // register make it send requests to arbitrary hosts.
+  if (!sameHost(host, registration.address)) {
+    throw invalidCheck(`${where}: a check may probe only the instance's own address (${registration.address}), not ${host}.`, {
+      address: registration.address,
+      target: host,
+    });
+  }
+}
+
+/**
+ * Checks a schema cannot express, the same for every backend: each kind has its target, intervals and
+ * TTLs respect the floor, and probes aim only at the instance's own address.
+ * @throws PorticoError `PORTICO_ERR_REGISTRY_INVALID_CHECK`, naming the check.
+ */
+export function validateChecks(registration: InstanceRegistration): void {
+  (registration.checks ?? []).forEach((check, i) => validateCheck(registration, check, i));
 }
 
 /**

@@ -1,8 +1,8 @@
 import { PorticoError } from '../../errors.js';
 import { type Store } from '../../store/store.js';
+import { ChangeFeed } from '../change-feed.js';
 import {
   applyCheckResult,
-  type CheckRegistration,
   type CheckState,
   checkDefinition,
   type HealthStatus,
@@ -10,8 +10,8 @@ import {
   instanceHealth,
   type InstanceRegistration,
   initialCheckState,
-  MIN_CHECK_INTERVAL_MS,
   type ServiceSummary,
+  validateChecks,
 } from '../registry.js';
 import {
   type BackendStatus,
@@ -55,70 +55,6 @@ export interface EmbeddedRegistryBackendOptions {
   logger?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
 }
 
-interface Waiter {
-  after: number;
-  service: string | undefined;
-  resolve: (index: number) => void;
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
-
-function isLoopback(host: string): boolean {
-  return LOOPBACK_NAMES.has(host.toLowerCase()) || host.startsWith('127.');
-}
-
-/** `host` names the instance's own address (loopback names count as one another). */
-function sameHost(host: string, address: string): boolean {
-  const a = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  const b = address.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return a === b || (isLoopback(a) && isLoopback(b));
-}
-
-function invalidCheck(message: string, details?: unknown): PorticoError {
-  return new PorticoError('PORTICO_ERR_REGISTRY_INVALID_CHECK', { message, details });
-}
-
-/** Semantic checks a schema cannot express; the probe targets must be the instance's own address. */
-function validateCheck(registration: InstanceRegistration, check: CheckRegistration, position: number): void {
-  const where = `checks[${position}]`;
-  if (check.kind === 'ttl') {
-    if (check.ttlMs === undefined) throw invalidCheck(`${where}: a ttl check needs a ttl.`);
-    if (check.ttlMs < MIN_CHECK_INTERVAL_MS) throw invalidCheck(`${where}: the ttl must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
-    return;
-  }
-  if (check.intervalMs !== undefined && check.intervalMs < MIN_CHECK_INTERVAL_MS) {
-    throw invalidCheck(`${where}: the interval must be at least ${MIN_CHECK_INTERVAL_MS} ms.`);
-  }
-  if (check.timeoutMs !== undefined && check.timeoutMs <= 0) throw invalidCheck(`${where}: the timeout must be positive.`);
-  let host: string;
-  if (check.kind === 'http') {
-    if (check.http === undefined) throw invalidCheck(`${where}: an http check needs a URL.`);
-    let url: URL;
-    try {
-      url = new URL(check.http);
-    } catch {
-      throw invalidCheck(`${where}: "${check.http}" is not a URL.`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidCheck(`${where}: the URL must be http:// or https://.`);
-    host = url.hostname;
-  } else {
-    if (check.tcp === undefined) throw invalidCheck(`${where}: a tcp check needs host:port.`);
-    const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(check.tcp);
-    if (match === null || Number(match[2]) < 1 || Number(match[2]) > 65535) {
-      throw invalidCheck(`${where}: "${check.tcp}" is not host:port.`);
-    }
-    host = match[1] as string;
-  }
-  // The control plane probes from inside the network: a check aimed elsewhere would let anyone who may
-  // register make it send requests to arbitrary hosts.
-  if (!sameHost(host, registration.address)) {
-    throw invalidCheck(`${where}: a check may probe only the instance's own address (${registration.address}), not ${host}.`, {
-      address: registration.address,
-      target: host,
-    });
-  }
-}
-
 function toScheduled(check: CheckState): ScheduledCheck | undefined {
   if (check.kind === 'ttl') return undefined;
   const scheduled: ScheduledCheck = { id: check.id, kind: check.kind, intervalMs: check.intervalMs ?? 10_000, timeoutMs: check.timeoutMs ?? 10_000 };
@@ -147,9 +83,7 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   readonly #checkOwner = new Map<string, string>();
   /** Each service's latest change, kept after its last instance leaves so watchers of it still wake. */
   readonly #serviceIndex = new Map<string, number>();
-  readonly #events: RegistryEvent[] = [];
-  readonly #listeners = new Set<(event: RegistryEvent) => void>();
-  readonly #waiters = new Set<Waiter>();
+  #feed: ChangeFeed | undefined;
   #index = 0;
   #queue: Promise<unknown> = Promise.resolve();
   #scheduler: CheckScheduler | undefined;
@@ -182,6 +116,12 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
       this.#put(instance);
     }
     this.#index = index;
+    this.#feed = new ChangeFeed({
+      startIndex: index,
+      currentIndex: (service) => this.#currentIndex(service),
+      bufferSize: this.#options.eventBufferSize,
+      onListenerError: (error, event) => this.#options.logger?.error({ err: error, event: event.type }, 'a registry listener failed'),
+    });
     this.#scheduler = this.#options.createScheduler?.((checkId, result) => this.#onProbeResult(checkId, result));
     for (const instance of this.#instances.values()) this.#scheduleChecks(instance, undefined);
     this.#reaper = setInterval(() => void this.#reap(), this.#options.reapIntervalMs ?? 250);
@@ -194,12 +134,11 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     clearInterval(this.#reaper);
     await this.#scheduler?.close();
     await this.#queue.catch(() => undefined);
-    for (const waiter of this.#waiters) waiter.resolve(this.#currentIndex(waiter.service));
-    this.#waiters.clear();
+    this.#feed?.close();
   }
 
   async register(registration: InstanceRegistration, registeredBy: string | null): Promise<Instance> {
-    (registration.checks ?? []).forEach((check, i) => validateCheck(registration, check, i));
+    validateChecks(registration);
     return this.#serial(async () => {
       const previous = this.#instances.get(registration.id);
       const now = new Date();
@@ -307,37 +246,25 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   }
 
   waitForChange(after: number, options: WaitOptions): Promise<number> {
-    const current = this.#currentIndex(options.service);
-    if (current !== after || this.#closed || options.signal?.aborted === true) return Promise.resolve(current);
-    return new Promise<number>((resolve) => {
-      const finish = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', finish);
-        this.#waiters.delete(waiter);
-        resolve(this.#currentIndex(options.service));
-      };
-      const waiter: Waiter = { after, service: options.service, resolve: finish };
-      const timer = setTimeout(finish, options.timeoutMs);
-      timer.unref();
-      options.signal?.addEventListener('abort', finish, { once: true });
-      this.#waiters.add(waiter);
-    });
+    if (this.#closed) return Promise.resolve(this.#currentIndex(options.service));
+    return this.#startedFeed().waitForChange(after, options);
   }
 
   subscribe(listener: (event: RegistryEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#startedFeed().subscribe(listener);
   }
 
   eventsSince(index: number): RegistryEvent[] | undefined {
-    if (index >= this.#index) return [];
-    const first = this.#events[0];
-    if (first === undefined || index < first.index - 1) return undefined;
-    return this.#events.slice(index - (first.index - 1));
+    return this.#startedFeed().eventsSince(index);
   }
 
   status(): BackendStatus {
     return { stale: false };
+  }
+
+  #startedFeed(): ChangeFeed {
+    if (this.#feed === undefined) throw new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: 'The registry has not started.' });
+    return this.#feed;
   }
 
   /** The reported index: never 0, as Consul clients treat 0 as "no index". */
@@ -462,9 +389,7 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     }
     if (next !== undefined) this.#put(next);
     this.#index = index;
-    for (const waiter of this.#waiters) {
-      if (this.#currentIndex(waiter.service) !== waiter.after) waiter.resolve(this.#currentIndex(waiter.service));
-    }
+    this.#feed?.notify();
   }
 
   #scheduleChecks(instance: Instance, previous: Instance | undefined): void {
@@ -485,15 +410,6 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   }
 
   #emit(event: RegistryEvent): void {
-    this.#events.push(event);
-    const limit = this.#options.eventBufferSize ?? 10_000;
-    if (this.#events.length > limit) this.#events.splice(0, this.#events.length - limit);
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.#options.logger?.error({ err: error, event: event.type }, 'a registry listener failed');
-      }
-    }
+    this.#feed?.publish(event);
   }
 }
