@@ -60,6 +60,9 @@ export const ErrorCatalogue = {
   // Lifecycle.
   PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),
   PORTICO_ERR_INTERNAL: define(500, 'An unexpected error occurred.'),
+
+  // Consul-compatible API.
+  PORTICO_ERR_CONSUL_UNKNOWN_DATACENTER: define(400, 'Portico serves one datacenter, "dc1"; there is no path to any other.'),
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorCode = keyof typeof ErrorCatalogue;
