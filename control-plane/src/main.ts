@@ -11,7 +11,10 @@ import { RedisProbe } from './broker/redis-probe.js';
 import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
+import { ConsulRegistryBackend } from './registry/backends/consul-registry-backend.js';
 import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
+import { HealthChecker } from './registry/health/health-checker.js';
+import { type RegistryBackend } from './registry/registry-backend.js';
 import { PostgresStore } from './store/postgres/postgres-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { type Store } from './store/store.js';
@@ -22,6 +25,13 @@ function createStore(config: PorticoConfig): Store {
   return config.databaseUrl === undefined
     ? new SqliteStore({ filename: join(config.dataDir, 'portico.db') })
     : new PostgresStore({ connectionString: config.databaseUrl });
+}
+
+function createRegistry(config: PorticoConfig, store: Store, logger: Logger): RegistryBackend {
+  if (config.consul.addr !== undefined) {
+    return new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, logger });
+  }
+  return new EmbeddedRegistryBackend({ store, logger, createScheduler: (onResult) => new HealthChecker({ onResult, logger }) });
 }
 
 function printFirstAdminToken(secret: string): void {
@@ -106,7 +116,7 @@ async function start(): Promise<void> {
     const broker = new RedisProbe(redis.url);
     closers.push({ name: 'redis probe', close: () => broker.close() });
 
-    const registry = new EmbeddedRegistryBackend({ store, logger });
+    const registry = createRegistry(config, store, logger);
     closers.push({ name: 'registry', close: () => registry.close() });
     await registry.start();
 
@@ -120,7 +130,10 @@ async function start(): Promise<void> {
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
-    logger.info({ url: `http://${config.host}:${port}`, store: store.dialect, redis: redis.private ? 'private' : 'external' }, 'control plane listening');
+    logger.info(
+      { url: `http://${config.host}:${port}`, store: store.dialect, registry: registry.kind, redis: redis.private ? 'private' : 'external' },
+      'control plane listening',
+    );
   } catch (error) {
     if (error instanceof PorticoError) {
       logger.fatal({ code: error.code, err: error.cause }, error.message);

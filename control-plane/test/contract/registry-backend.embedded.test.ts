@@ -53,6 +53,37 @@ describe('EmbeddedRegistryBackend', () => {
     }
   });
 
+  it('schedules HTTP and TCP checks, and stops probing one that leaves or becomes a TTL check', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portico-registry-'));
+    const store = new SqliteStore({ filename: join(dir, 'portico.db') });
+    await store.start();
+    const scheduled = new Map<string, string>();
+    const backend = new EmbeddedRegistryBackend({
+      store,
+      createScheduler: () => ({
+        schedule: (check) => void scheduled.set(check.id, check.http ?? check.tcp ?? ''),
+        unschedule: (id) => void scheduled.delete(id),
+        close: () => Promise.resolve(),
+      }),
+    });
+    await backend.start();
+    try {
+      const base = { id: 'p-1', service: 'p', address: '127.0.0.1', port: 8080 };
+      await backend.register({ ...base, checks: [{ id: 'p-http', kind: 'http', http: 'http://127.0.0.1:8080/health', intervalMs: 1000 }, { id: 'p-tcp', kind: 'tcp', tcp: '127.0.0.1:8080', intervalMs: 1000 }] }, null);
+      expect([...scheduled.keys()].sort()).toEqual(['p-http', 'p-tcp']);
+      await backend.register({ ...base, checks: [{ id: 'p-http', kind: 'ttl', ttlMs: 1000 }] }, null);
+      expect([...scheduled.keys()]).toEqual([]);
+      await backend.register({ ...base, checks: [{ id: 'p-http', kind: 'http', http: 'http://localhost:9090/ready', intervalMs: 1000 }] }, null);
+      expect(scheduled.get('p-http')).toBe('http://localhost:9090/ready');
+      await backend.deregister('p-1');
+      expect(scheduled.size).toBe(0);
+    } finally {
+      await backend.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('changes nothing when the store refuses the write', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'portico-registry-'));
     try {

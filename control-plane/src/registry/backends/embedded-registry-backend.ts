@@ -1,6 +1,7 @@
 import { PorticoError } from '../../errors.js';
 import { type Store } from '../../store/store.js';
 import { ChangeFeed } from '../change-feed.js';
+import { type ScheduledCheck } from '../health/health-checker.js';
 import {
   applyCheckResult,
   type CheckState,
@@ -22,18 +23,6 @@ import {
   type RegistryEvent,
   type WaitOptions,
 } from '../registry-backend.js';
-
-/** An HTTP or TCP check as the scheduler runs it: the probe target is fixed at registration. */
-export interface ScheduledCheck {
-  id: string;
-  kind: 'http' | 'tcp';
-  intervalMs: number;
-  timeoutMs: number;
-  http?: string;
-  method?: string;
-  headers?: Record<string, string>;
-  tcp?: string;
-}
 
 /** Runs HTTP and TCP checks on their intervals (`HealthChecker` in production). */
 export interface CheckScheduler {
@@ -398,7 +387,9 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     for (const check of previous?.checks ?? []) if (!keep.has(check.id)) this.#scheduler.unschedule(check.id);
     for (const check of instance.checks) {
       const scheduled = toScheduled(check);
-      if (scheduled !== undefined) this.#scheduler.schedule(scheduled);
+      // A check that became a TTL check under the same id must stop being probed.
+      if (scheduled === undefined) this.#scheduler.unschedule(check.id);
+      else this.#scheduler.schedule(scheduled);
     }
   }
 

@@ -33,6 +33,9 @@ export class SqliteStore extends KyselyStore {
     const database = new BetterSqlite3(this.#filename, { timeout: BUSY_TIMEOUT_MS });
     try {
       database.pragma('journal_mode = WAL');
+      // WAL with synchronous=NORMAL: a commit is durable across a crash of the process, and only the last
+      // moments before a power loss may be lost; FULL would fsync on every commit.
+      database.pragma('synchronous = NORMAL');
       database.pragma('foreign_keys = ON');
       database.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     } catch (error) {
