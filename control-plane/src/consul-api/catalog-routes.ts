@@ -1,4 +1,5 @@
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type FastifyReply } from 'fastify';
 import { type InstanceQuery } from '../registry/registry-backend.js';
 import { type Instance } from '../registry/registry.js';
 import { type RegistryService } from '../registry/registry-service.js';
@@ -20,11 +21,31 @@ async function readInstances(registry: RegistryService, name: string, tags: stri
 }
 
 /**
+ * Each instance's JSON, rendered once per instance snapshot. Backends never change an `Instance` in
+ * place (a change makes a new object), so a snapshot's rendering stays exact, and the many readers of
+ * a service between two changes (gateways, watchers) reuse it instead of rebuilding every entry.
+ */
+function renderOnce(cache: WeakMap<Instance, string>, render: (instance: Instance) => unknown): (instance: Instance) => string {
+  return (instance) => {
+    let json = cache.get(instance);
+    if (json === undefined) {
+      json = JSON.stringify(render(instance));
+      cache.set(instance, json);
+    }
+    return json;
+  };
+}
+
+/**
  * `/v1/catalog/*` and `/v1/health/*`: the reads service discovery uses, all of them blocking queries
  * (`?index=&wait=`) on the index of what they read: the registry's for the service list, the service's
  * for one service.
  */
 export const catalogRoutes: FastifyPluginAsyncTypebox<ConsulRouteContext> = async (app, { registry, node, blocking }) => {
+  const catalogJson = renderOnce(new WeakMap(), (instance) => catalogService(instance, node));
+  const healthJson = renderOnce(new WeakMap(), (instance) => healthServiceEntry(instance, node));
+  const sendArray = (reply: FastifyReply, items: string[]) => reply.type('application/json; charset=utf-8').send(`[${items.join(',')}]`);
+
   app.get<{ Querystring: ConsulQuery }>('/catalog/services', { config: { consulAccess: 'registry:read' }, schema: { hide: true } }, async (request, reply) => {
     const read = parseReadOptions(request.query, node.datacenter);
     await blocking.wait(read, undefined, reply.raw);
@@ -42,7 +63,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<ConsulRouteContext> = asyn
       await blocking.wait(read, request.params.name, reply.raw);
       const { index, instances } = await readInstances(registry, request.params.name, queryValues(request.query, 'tag'), false);
       setReadHeaders(reply, index, read.consistency);
-      return sendJson(reply, instances.map((instance) => catalogService(instance, node)));
+      return sendArray(reply, instances.map(catalogJson));
     },
   );
   refuseOtherMethods(app, '/catalog/service/:name', ['GET']);
@@ -56,7 +77,7 @@ export const catalogRoutes: FastifyPluginAsyncTypebox<ConsulRouteContext> = asyn
       await blocking.wait(read, request.params.name, reply.raw);
       const { index, instances } = await readInstances(registry, request.params.name, queryValues(request.query, 'tag'), passingOnly);
       setReadHeaders(reply, index, read.consistency);
-      return sendJson(reply, instances.map((instance) => healthServiceEntry(instance, node)));
+      return sendArray(reply, instances.map(healthJson));
     },
   );
   refuseOtherMethods(app, '/health/service/:name', ['GET']);

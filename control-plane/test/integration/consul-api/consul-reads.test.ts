@@ -245,4 +245,16 @@ describe('Consul API: catalog, health, agent and status reads', () => {
     expect(res.statusCode).toBe(401);
     expect(res.json()).toMatchObject({ code: 'PORTICO_ERR_AUTH_MISSING_TOKEN' });
   });
+  it('shows the newest check output even when only the output changed (same index)', async () => {
+    const name = uniqueName();
+    expect((await register(t, { Name: name, ID: `${name}-1`, Address: '10.0.0.5', Port: 8001, Check: { TTL: '1m' } })).statusCode).toBe(200);
+    await put(t, `/v1/agent/check/pass/service:${name}-1?note=first`);
+    const first = await read<HealthEntry[]>(t, `/v1/health/service/${name}`);
+    await put(t, `/v1/agent/check/pass/service:${name}-1?note=second`);
+    const second = await read<HealthEntry[]>(t, `/v1/health/service/${name}`);
+    expect(second.index).toBe(first.index);
+    const output = (entries: HealthEntry[]) => entries[0]?.Checks.find((c) => c.ServiceID === `${name}-1`)?.Output;
+    expect(output(first.body)).toBe('first');
+    expect(output(second.body)).toBe('second');
+  });
 });
