@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
 import { buildApp } from '../../src/api/app.js';
 import { SYSTEM_PRINCIPAL, TokenService } from '../../src/auth/token-service.js';
 import { RedisProbe } from '../../src/broker/redis-probe.js';
@@ -10,9 +11,12 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { type Role } from '../../src/store/store.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { Metrics } from '../../src/telemetry/metrics.js';
+import { startRedisServer } from './redis-server.js';
 
 export interface TestApp {
   app: FastifyInstance;
+  /** The Redis the app's readiness probe uses. */
+  redisUrl: string;
   store: SqliteStore;
   tokens: TokenService;
   broker: RedisProbe;
@@ -45,6 +49,7 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
   let n = 0;
   return {
     app,
+    redisUrl: options.redisUrl,
     store,
     tokens,
     broker,
@@ -68,3 +73,27 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
 }
 
 export const bearer = (secret: string) => ({ authorization: `Bearer ${secret}` });
+
+/**
+ * The test app for a whole test file, over a Redis of its own: started before the file's tests and
+ * closed after them. Use the returned object in tests (not at the top level: it is empty until then).
+ */
+export function useTestApp(options: { bodyLimit?: number } = {}): TestApp {
+  let current: TestApp | undefined;
+  let stopRedis: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const redis = await startRedisServer();
+    stopRedis = () => redis.stop();
+    current = await createTestApp({ redisUrl: redis.url, ...options });
+  });
+  afterAll(async () => {
+    await current?.close();
+    await stopRedis?.();
+  });
+  return new Proxy({} as TestApp, {
+    get: (_target, key) => {
+      if (current === undefined) throw new Error('useTestApp(): the app exists only inside tests and hooks');
+      return Reflect.get(current, key) as unknown;
+    },
+  });
+}

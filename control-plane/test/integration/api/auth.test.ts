@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { describe, expect, it } from 'vitest';
+import { bearer, type TestApp, useTestApp } from '../../support/test-app.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 const WRITE_METHODS = new Set<Method>(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -20,17 +19,7 @@ function adminRoutes(t: TestApp): Array<{ method: Method; url: string }> {
 }
 
 describe('admin API authentication and authorisation', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   it('finds the admin routes to check', () => {
     const routes = adminRoutes(t).map((r) => `${r.method} ${r.url.replace(/[0-9a-f-]{36}/, ':id')}`);

@@ -1,20 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { describe, expect, it } from 'vitest';
+import { bearer, createTestApp, useTestApp } from '../../support/test-app.js';
 
 describe('bad input is refused with a coded 4xx and changes nothing', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   const post = (payload: string, contentType = 'application/json') =>
     t.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: { ...bearer(t.adminToken), 'content-type': contentType }, payload });
@@ -60,7 +49,7 @@ describe('bad input is refused with a coded 4xx and changes nothing', () => {
   });
 
   it('honours a smaller configured body limit', async () => {
-    const small = await createTestApp({ redisUrl: redis.url, bodyLimit: 2048 });
+    const small = await createTestApp({ redisUrl: t.redisUrl, bodyLimit: 2048 });
     try {
       const res = await small.app.inject({
         method: 'POST',

@@ -1,22 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { redisServerInstalled, startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { bearer, createTestApp, useTestApp } from '../../support/test-app.js';
 
 const canKillRedis = await redisServerInstalled();
 
 describe('health, readiness, metrics and OpenAPI', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   it('reports alive and ready when the store and Redis answer', async () => {
     expect((await t.app.inject('/healthz')).json()).toEqual({ status: 'ok' });
@@ -90,7 +80,7 @@ describe('health, readiness, metrics and OpenAPI', () => {
   });
 
   it('reports not ready when the store is closed', async () => {
-    const app = await createTestApp({ redisUrl: redis.url });
+    const app = await createTestApp({ redisUrl: t.redisUrl });
     try {
       await app.store.close();
       const res = await app.app.inject('/readyz');

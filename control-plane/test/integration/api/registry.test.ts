@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../../src/config/duration.js';
 import { formatDuration } from '../../../src/api/routes/registry-views.js';
-import { startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { bearer, useTestApp } from '../../support/test-app.js';
 
 interface CheckJson {
   id: string;
@@ -37,17 +36,7 @@ interface InstanceJson {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 describe('/api/v1 registry routes', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   const svc = () => `svc-${randomUUID()}`;
   const put = (id: string, payload: unknown, token = t.adminToken) =>

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashTokenSecret } from '../../../src/auth/token-secret.js';
-import { startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { bearer, createTestApp, useTestApp } from '../../support/test-app.js';
 
 interface CreatedToken {
   token: { id: string; name: string; role: string; prefix: string; createdAt: string; createdBy: string | null };
@@ -10,17 +9,7 @@ interface CreatedToken {
 }
 
 describe('/api/v1/tokens', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   async function create(name: string, role = 'operator'): Promise<CreatedToken> {
     const res = await t.app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(t.adminToken), payload: { name, role } });
@@ -126,7 +115,7 @@ describe('/api/v1/tokens', () => {
   });
 
   it('refuses to revoke the last admin token', async () => {
-    const dir = await createTestApp({ redisUrl: redis.url });
+    const dir = await createTestApp({ redisUrl: t.redisUrl });
     try {
       const me = (await dir.app.inject({ method: 'GET', url: '/api/v1/me', headers: bearer(dir.adminToken) })).json<{ id: string }>();
       const before = await dir.counts();

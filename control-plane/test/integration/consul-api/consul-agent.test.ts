@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer } from '../../support/redis-server.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { describe, expect, it } from 'vitest';
+import { bearer, useTestApp } from '../../support/test-app.js';
 import { consulToken, expectConsulError, put, read, register, uniqueName } from './consul-support.js';
 
 interface HealthEntry {
@@ -9,17 +8,7 @@ interface HealthEntry {
 }
 
 describe('Consul API: /v1/agent', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const t = useTestApp();
 
   const healthOf = async (name: string, query = '') => (await read<HealthEntry[]>(t, `/v1/health/service/${name}${query}`)).body;
   const checkOf = async (name: string, checkId: string) => (await healthOf(name))[0]?.Checks.find((c) => c.CheckID === checkId);
