@@ -8,7 +8,7 @@ export interface RequestProblem {
   problem: string;
 }
 
-interface ValidationIssue {
+export interface ValidationIssue {
   keyword: string;
   instancePath: string;
   message?: string;
@@ -46,7 +46,8 @@ export function describeValidationIssue(context: string, issue: ValidationIssue)
   }
 }
 
-function toPorticoError(
+/** Any error thrown while serving a request, as the `PorticoError` a client is told about. */
+export function toPorticoError(
   error: FastifyError & { validation?: ValidationIssue[]; validationContext?: string },
   bodyLimit: number,
 ): PorticoError {

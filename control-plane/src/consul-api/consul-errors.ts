@@ -8,15 +8,8 @@
  */
 
 import { type FastifyError, type FastifyInstance } from 'fastify';
-import { describeValidationIssue } from '../api/error-handler.js';
-import { type ErrorCode, PorticoError } from '../errors.js';
-
-interface ValidationIssue {
-  keyword: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
+import { toPorticoError } from '../api/error-handler.js';
+import { type ErrorCode, type PorticoError } from '../errors.js';
 
 /** How Consul would answer each error: its status, and the words its message starts with. */
 interface ConsulStyle {
@@ -54,33 +47,6 @@ const STYLES: Partial<Record<ErrorCode, ConsulStyle>> = {
   PORTICO_ERR_CONSUL_UNKNOWN_DATACENTER: { status: 500, reason: () => 'No path to datacenter' },
 };
 
-/** Fastify's own errors for bodies it could not take. */
-const FRAMEWORK_ERRORS: Record<string, ErrorCode> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: 'PORTICO_ERR_REQUEST_MALFORMED_JSON',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'PORTICO_ERR_REQUEST_MALFORMED_JSON',
-  FST_ERR_CTP_BODY_TOO_LARGE: 'PORTICO_ERR_REQUEST_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'PORTICO_ERR_REQUEST_UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'PORTICO_ERR_REQUEST_INVALID',
-};
-
-/** Any error thrown while serving `/v1`, as a `PorticoError`. */
-export function asPorticoError(error: FastifyError & { validation?: ValidationIssue[]; validationContext?: string }, bodyLimit: number): PorticoError {
-  if (error instanceof PorticoError) return error;
-  if (Array.isArray(error.validation)) {
-    const problems = error.validation.map((issue) => describeValidationIssue(error.validationContext ?? 'request', issue));
-    return new PorticoError('PORTICO_ERR_REQUEST_INVALID', { message: `${problems.map((p) => `${p.location} ${p.problem}`).join('; ')}.`, details: problems });
-  }
-  const mapped = error.code === undefined ? undefined : FRAMEWORK_ERRORS[error.code];
-  if (mapped === 'PORTICO_ERR_REQUEST_TOO_LARGE') {
-    return new PorticoError(mapped, { message: `The request body is larger than the limit of ${bodyLimit} bytes.`, cause: error });
-  }
-  if (mapped !== undefined) return new PorticoError(mapped, { message: `${new PorticoError(mapped).message} ${error.message}`, cause: error });
-  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-    return new PorticoError('PORTICO_ERR_REQUEST_INVALID', { message: error.message, cause: error });
-  }
-  return new PorticoError('PORTICO_ERR_INTERNAL', { cause: error });
-}
-
 /** The status and plain-text body Consul's style gives an error. */
 export function consulErrorResponse(error: PorticoError): { status: number; text: string } {
   const style = STYLES[error.code];
@@ -94,7 +60,7 @@ export function consulErrorResponse(error: PorticoError): { status: number; text
  */
 export function installConsulErrorHandling(scope: FastifyInstance, options: { bodyLimit: number }): void {
   scope.setErrorHandler((error: FastifyError, request, reply) => {
-    const portico = asPorticoError(error, options.bodyLimit);
+    const portico = toPorticoError(error, options.bodyLimit);
     const { status, text } = consulErrorResponse(portico);
     if (status >= 500 && portico.code !== 'PORTICO_ERR_CONSUL_UNKNOWN_DATACENTER') request.log.error({ err: error }, 'consul api request failed');
     else request.log.info({ code: portico.code, statusCode: status }, portico.message);

@@ -156,6 +156,28 @@ export function instanceHealth(instance: Pick<Instance, 'checks' | 'maintenance'
   return instance.checks.reduce<HealthStatus>((acc, check) => worse(acc, check.status), 'passing');
 }
 
+/** A service's summary: the union of its instances' tags (sorted) and their count by health. */
+export function summarizeService(name: string, instances: Iterable<Instance>): ServiceSummary {
+  const tags = new Set<string>();
+  const counts: Record<HealthStatus, number> = { passing: 0, warning: 0, critical: 0 };
+  for (const instance of instances) {
+    for (const tag of instance.tags) tags.add(tag);
+    counts[instanceHealth(instance)]++;
+  }
+  return { name, tags: [...tags].sort(), instances: counts };
+}
+
+/** The instances carrying `tag` (when given), and only the passing ones (when asked). */
+export function selectInstances(instances: Iterable<Instance>, filter: { tag?: string; passingOnly?: boolean }): Instance[] {
+  const selected: Instance[] = [];
+  for (const instance of instances) {
+    if (filter.tag !== undefined && !instance.tags.includes(filter.tag)) continue;
+    if (filter.passingOnly === true && instanceHealth(instance) !== 'passing') continue;
+    selected.push(instance);
+  }
+  return selected;
+}
+
 export const DEFAULT_CHECK_INTERVAL_MS = 10_000;
 export const DEFAULT_CHECK_TIMEOUT_MS = 10_000;
 

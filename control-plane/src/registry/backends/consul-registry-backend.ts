@@ -21,6 +21,8 @@ import {
   instanceHealth,
   type InstanceRegistration,
   type ServiceSummary,
+  selectInstances,
+  summarizeService,
   validateChecks,
 } from '../registry.js';
 
@@ -344,24 +346,14 @@ export class ConsulRegistryBackend implements RegistryBackend {
   }
 
   instances(query: InstanceQuery): Promise<Indexed<Instance[]>> {
-    let value = [...(this.#mirror.get(query.service)?.instances.values() ?? [])];
-    if (query.tag !== undefined) value = value.filter((instance) => instance.tags.includes(query.tag as string));
-    if (query.passingOnly === true) value = value.filter((instance) => instanceHealth(instance) === 'passing');
+    const value = selectInstances(this.#mirror.get(query.service)?.instances.values() ?? [], query);
     return Promise.resolve({ index: this.#currentIndex(query.service), value });
   }
 
   services(): Promise<Indexed<ServiceSummary[]>> {
-    const value: ServiceSummary[] = [];
-    for (const [name, service] of this.#mirror) {
-      if (service.instances.size === 0) continue;
-      const tags = new Set<string>();
-      const counts: Record<HealthStatus, number> = { passing: 0, warning: 0, critical: 0 };
-      for (const instance of service.instances.values()) {
-        for (const tag of instance.tags) tags.add(tag);
-        counts[instanceHealth(instance)]++;
-      }
-      value.push({ name, tags: [...tags].sort(), instances: counts });
-    }
+    const value = [...this.#mirror]
+      .filter(([, service]) => service.instances.size > 0)
+      .map(([name, service]) => summarizeService(name, service.instances.values()));
     value.sort((a, b) => a.name.localeCompare(b.name));
     return Promise.resolve({ index: this.#index, value });
   }

@@ -12,6 +12,8 @@ import {
   type InstanceRegistration,
   initialCheckState,
   type ServiceSummary,
+  selectInstances,
+  summarizeService,
   validateChecks,
 } from '../registry.js';
 import {
@@ -212,24 +214,12 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   }
 
   instances(query: InstanceQuery): Promise<Indexed<Instance[]>> {
-    const all = this.#byService.get(query.service);
-    let value = all === undefined ? [] : [...all.values()];
-    if (query.tag !== undefined) value = value.filter((instance) => instance.tags.includes(query.tag as string));
-    if (query.passingOnly === true) value = value.filter((instance) => instanceHealth(instance) === 'passing');
+    const value = selectInstances(this.#byService.get(query.service)?.values() ?? [], query);
     return Promise.resolve({ index: this.#currentIndex(query.service), value });
   }
 
   services(): Promise<Indexed<ServiceSummary[]>> {
-    const value: ServiceSummary[] = [];
-    for (const [name, instances] of this.#byService) {
-      const tags = new Set<string>();
-      const counts: Record<HealthStatus, number> = { passing: 0, warning: 0, critical: 0 };
-      for (const instance of instances.values()) {
-        for (const tag of instance.tags) tags.add(tag);
-        counts[instanceHealth(instance)]++;
-      }
-      value.push({ name, tags: [...tags].sort(), instances: counts });
-    }
+    const value = [...this.#byService].map(([name, instances]) => summarizeService(name, instances.values()));
     value.sort((a, b) => a.name.localeCompare(b.name));
     return Promise.resolve({ index: this.#currentIndex(undefined), value });
   }
