@@ -1,6 +1,7 @@
 import { PorticoError } from '../../errors.js';
 import { type Store } from '../../store/store.js';
 import { ChangeFeed } from '../change-feed.js';
+import { DeadlineWheel } from '../deadline-wheel.js';
 import { type ScheduledCheck } from '../health/health-checker.js';
 import {
   applyCheckResult,
@@ -79,6 +80,8 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   #queue: Promise<unknown> = Promise.resolve();
   #scheduler: CheckScheduler | undefined;
   #reaper: NodeJS.Timeout | undefined;
+  /** TTL expiries (`ttl:<check id>`) and critical timeouts (`critical:<instance id>`), by when they fall due. */
+  readonly #deadlines = new DeadlineWheel(50);
   #started: Promise<void> | undefined;
   #closed = false;
 
@@ -304,38 +307,37 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
 
   async #reap(): Promise<void> {
     if (this.#closed) return;
+    for (const key of this.#deadlines.takeDue()) {
+      const separator = key.indexOf(':');
+      const kind = key.slice(0, separator);
+      const id = key.slice(separator + 1);
+      if (kind === 'ttl') await this.#expireTtl(id);
+      else await this.#deregisterIfLongCritical(id);
+    }
+  }
+
+  #expireTtl(checkId: string): Promise<void> {
+    return this.#serial(async () => {
+      const owner = this.#instances.get(this.#checkOwner.get(checkId) ?? '');
+      const check = owner?.checks.find((c) => c.id === checkId);
+      // A heartbeat may have moved the deadline since this entry was made; its new entry will come due.
+      if (check === undefined || check.ttlExpiresAt === null || check.ttlExpiresAt.getTime() > Date.now() || check.status === 'critical') return;
+      await this.#applyResult(checkId, 'critical', `TTL expired (no heartbeat for ${check.ttlMs ?? 0} ms)`);
+    }).catch((error: unknown) => this.#options.logger?.error({ err: error, checkId }, 'expiring a TTL check failed'));
+  }
+
+  async #deregisterIfLongCritical(instanceId: string): Promise<void> {
+    const instance = this.#instances.get(instanceId);
     const now = Date.now();
-    const expired: string[] = [];
-    const overdue: string[] = [];
-    for (const instance of this.#instances.values()) {
-      for (const check of instance.checks) {
-        if (check.kind === 'ttl' && check.status !== 'critical' && check.ttlExpiresAt !== null && check.ttlExpiresAt.getTime() <= now) expired.push(check.id);
-        if (
-          check.status === 'critical' &&
-          check.deregisterCriticalAfterMs !== undefined &&
-          now - check.statusSince.getTime() >= check.deregisterCriticalAfterMs
-        ) {
-          overdue.push(instance.id);
-          break;
-        }
+    const overdue = instance?.checks.some(
+      (check) => check.status === 'critical' && check.deregisterCriticalAfterMs !== undefined && now - check.statusSince.getTime() >= check.deregisterCriticalAfterMs,
+    );
+    if (overdue !== true) return;
+    await this.deregister(instanceId, 'critical_timeout').catch((error: unknown) => {
+      if (!(error instanceof PorticoError && error.code === 'PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND')) {
+        this.#options.logger?.error({ err: error, instanceId }, 'deregistering a long-critical instance failed');
       }
-    }
-    for (const checkId of expired) {
-      await this.#serial(async () => {
-        const owner = this.#instances.get(this.#checkOwner.get(checkId) ?? '');
-        const check = owner?.checks.find((c) => c.id === checkId);
-        // Re-read under the queue: a heartbeat may have arrived since the scan.
-        if (check === undefined || check.ttlExpiresAt === null || check.ttlExpiresAt.getTime() > Date.now() || check.status === 'critical') return;
-        await this.#applyResult(checkId, 'critical', `TTL expired (no heartbeat for ${check.ttlMs ?? 0} ms)`);
-      }).catch((error: unknown) => this.#options.logger?.error({ err: error, checkId }, 'expiring a TTL check failed'));
-    }
-    for (const instanceId of overdue) {
-      await this.deregister(instanceId, 'critical_timeout').catch((error: unknown) => {
-        if (!(error instanceof PorticoError && error.code === 'PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND')) {
-          this.#options.logger?.error({ err: error, instanceId }, 'deregistering a long-critical instance failed');
-        }
-      });
-    }
+    });
   }
 
   #put(instance: Instance): void {
@@ -346,7 +348,13 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
       this.#byService.set(instance.service, group);
     }
     group.set(instance.id, instance);
-    for (const check of instance.checks) this.#checkOwner.set(check.id, instance.id);
+    for (const check of instance.checks) {
+      this.#checkOwner.set(check.id, instance.id);
+      if (check.kind === 'ttl' && check.status !== 'critical' && check.ttlExpiresAt !== null) this.#deadlines.add(`ttl:${check.id}`, check.ttlExpiresAt.getTime());
+      if (check.status === 'critical' && check.deregisterCriticalAfterMs !== undefined) {
+        this.#deadlines.add(`critical:${instance.id}`, check.statusSince.getTime() + check.deregisterCriticalAfterMs);
+      }
+    }
     this.#serviceIndex.set(instance.service, Math.max(this.#serviceIndex.get(instance.service) ?? 0, instance.modifyIndex));
   }
 
