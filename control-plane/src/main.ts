@@ -29,7 +29,7 @@ function createStore(config: PorticoConfig): Store {
 
 function createRegistry(config: PorticoConfig, store: Store, logger: Logger): RegistryBackend {
   if (config.consul.addr !== undefined) {
-    return new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, logger });
+    return new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, auditLog: store.audit, logger });
   }
   return new EmbeddedRegistryBackend({ store, logger, createScheduler: (onResult) => new HealthChecker({ onResult, logger }) });
 }

@@ -100,7 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const tokens = new TokenService(deps.store);
-  const registry = new RegistryService(deps.registry, deps.store);
+  const registry = new RegistryService(deps.registry);
   await app.register(consulApi, { registry, tokens });
   await app.register(
     async (api) => {

@@ -1,3 +1,4 @@
+import { type NewAuditEntry } from '../store/store.js';
 import { type HealthStatus, type Instance, type InstanceRegistration, type ServiceSummary } from './registry.js';
 
 /** Why an instance left the registry. */
@@ -20,6 +21,16 @@ export type RegistryEvent =
   | { type: 'instance.deregistered'; index: number; at: Date; service: string; instanceId: string; reason: DeregistrationReason };
 
 export type RegistryEventType = RegistryEvent['type'];
+
+/**
+ * How a change is recorded. `audit` makes the audit-log entry from the instance before the change
+ * (absent for a new instance) and after it (for a deregistration, as it was when it left). The embedded
+ * backend writes the entry in the same transaction as the change; the Consul backend once Consul has
+ * acknowledged the change.
+ */
+export interface ChangeOptions {
+  audit?: (change: { previous: Instance | undefined; instance: Instance }) => NewAuditEntry;
+}
 
 /** Which instances of a service to list. */
 export interface InstanceQuery {
@@ -69,13 +80,13 @@ export interface RegistryBackend {
    * re-registration keeps the health of checks that keep their id and kind.
    * @param registeredBy id of the token registering it, kept with the instance.
    */
-  register(registration: InstanceRegistration, registeredBy: string | null): Promise<Instance>;
+  register(registration: InstanceRegistration, registeredBy: string | null, options?: ChangeOptions): Promise<Instance>;
 
   /**
    * Remove an instance and its checks.
    * @throws PorticoError `PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND`.
    */
-  deregister(instanceId: string, reason?: DeregistrationReason): Promise<Instance>;
+  deregister(instanceId: string, reason?: DeregistrationReason, options?: ChangeOptions): Promise<Instance>;
 
   /**
    * Report a check's result (a TTL heartbeat, or Consul's check pass/warn/fail/update). Resets a TTL
@@ -88,7 +99,7 @@ export interface RegistryBackend {
    * Put an instance into maintenance (it turns critical and leaves `passing` reads) or take it out.
    * @throws PorticoError `PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND`.
    */
-  setMaintenance(instanceId: string, enabled: boolean, reason?: string): Promise<Instance>;
+  setMaintenance(instanceId: string, enabled: boolean, reason?: string, options?: ChangeOptions): Promise<Instance>;
 
   /** One instance, if registered. */
   instance(instanceId: string): Promise<Instance | undefined>;

@@ -1,39 +1,37 @@
 import { mayManageService, type Principal } from '../auth/token-service.js';
 import { PorticoError } from '../errors.js';
-import { type Store } from '../store/store.js';
+import { type NewAuditEntry } from '../store/store.js';
 import { type DeregistrationReason, type RegistryBackend } from './registry-backend.js';
 import { type HealthStatus, type Instance, type InstanceRegistration } from './registry.js';
 
 /**
  * The registry as the HTTP surfaces (admin API, Consul-compatible API) use it: every change checks
- * that the caller may manage the service (an `agent` token only its own services) and is audited;
- * reads go straight to the backend.
+ * that the caller may manage the service (an `agent` token only its own services) and is audited
+ * (the backend records the entry with the change); reads go straight to the backend.
  */
 export class RegistryService {
-  constructor(
-    readonly backend: RegistryBackend,
-    private readonly store: Store,
-  ) {}
+  constructor(readonly backend: RegistryBackend) {}
 
   /** Register or re-register an instance. An agent may not move an instance into, or out of, a service it was not issued for. */
   async register(actor: Principal, registration: InstanceRegistration): Promise<Instance> {
     this.#authorize(actor, registration.service);
     const previous = await this.backend.instance(registration.id);
     if (previous !== undefined) this.#authorize(actor, previous.service);
-    const instance = await this.backend.register(registration, actor.id);
-    await this.#audit(actor, previous === undefined ? 'instance.register' : 'instance.update', instance, {
-      service: instance.service,
-      address: instance.address,
-      port: instance.port,
+    return this.backend.register(registration, actor.id, {
+      audit: ({ previous: before, instance }) =>
+        auditEntry(actor, before === undefined ? 'instance.register' : 'instance.update', instance, {
+          service: instance.service,
+          address: instance.address,
+          port: instance.port,
+        }),
     });
-    return instance;
   }
 
   async deregister(actor: Principal, instanceId: string, reason: DeregistrationReason = 'api'): Promise<Instance> {
     await this.#authorizeInstance(actor, instanceId);
-    const instance = await this.backend.deregister(instanceId, reason);
-    await this.#audit(actor, 'instance.deregister', instance, { service: instance.service });
-    return instance;
+    return this.backend.deregister(instanceId, reason, {
+      audit: ({ instance }) => auditEntry(actor, 'instance.deregister', instance, { service: instance.service }),
+    });
   }
 
   /** A check result (TTL heartbeat). Not audited: heartbeats are not changes an operator makes. */
@@ -45,12 +43,13 @@ export class RegistryService {
 
   async setMaintenance(actor: Principal, instanceId: string, enabled: boolean, reason?: string): Promise<Instance> {
     await this.#authorizeInstance(actor, instanceId);
-    const instance = await this.backend.setMaintenance(instanceId, enabled, reason);
-    await this.#audit(actor, enabled ? 'instance.maintenance_on' : 'instance.maintenance_off', instance, {
-      service: instance.service,
-      ...(reason === undefined || reason === '' ? {} : { reason }),
+    return this.backend.setMaintenance(instanceId, enabled, reason, {
+      audit: ({ instance }) =>
+        auditEntry(actor, enabled ? 'instance.maintenance_on' : 'instance.maintenance_off', instance, {
+          service: instance.service,
+          ...(reason === undefined || reason === '' ? {} : { reason }),
+        }),
     });
-    return instance;
   }
 
   /** The instance a check belongs to. @throws PorticoError `PORTICO_ERR_REGISTRY_CHECK_NOT_FOUND`. */
@@ -78,8 +77,8 @@ export class RegistryService {
       });
     }
   }
+}
 
-  async #audit(actor: Principal, action: string, instance: Instance, details: Record<string, unknown>): Promise<void> {
-    await this.store.audit.append({ actorId: actor.id, actorName: actor.name, action, target: `instance:${instance.id}`, details });
-  }
+function auditEntry(actor: Principal, action: string, instance: Instance, details: Record<string, unknown>): NewAuditEntry {
+  return { actorId: actor.id, actorName: actor.name, action, target: `instance:${instance.id}`, details };
 }

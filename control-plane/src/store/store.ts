@@ -101,6 +101,8 @@ export interface AuditQuery {
 export interface AuditRepository {
   /** Append an entry; returns it with its id and time. */
   append(entry: NewAuditEntry): Promise<AuditEntry>;
+  /** Append several entries, in order (their ids grow in the order given). */
+  appendMany(entries: readonly NewAuditEntry[]): Promise<void>;
   /** Entries newest first. */
   list(query: AuditQuery): Promise<AuditEntry[]>;
 }
@@ -118,10 +120,17 @@ export interface StoredRegistry {
 export interface RegistryRepository {
   /** Every instance and the index, as last saved. An empty store reads as index 0, no instances. */
   load(): Promise<StoredRegistry>;
-  /** Insert or replace an instance, and record `index` as the registry's index. */
-  save(instance: Instance, index: number): Promise<void>;
-  /** Delete an instance (a no-op when absent), and record `index` as the registry's index. */
-  remove(instanceId: string, index: number): Promise<void>;
+  /**
+   * Write a group of changes: insert or replace the instances in `save`, delete those in `remove` (a
+   * no-op when absent), and record `index` as the registry's index. An id is in at most one of the two.
+   */
+  write(changes: RegistryWrite): Promise<void>;
+}
+
+export interface RegistryWrite {
+  save: readonly Instance[];
+  remove: readonly string[];
+  index: number;
 }
 
 /** The repositories, as seen inside or outside a transaction. */

@@ -331,6 +331,17 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
         expect(now.at.getTime()).toBeLessThanOrEqual(after);
         expect(latest?.actorId).toBeNull();
       });
+      it('appends many entries in the order given, ids growing, in chunks larger than one statement', async () => {
+        const at = new Date('2020-02-02T02:02:02.222Z');
+        const entries = Array.from({ length: 1_101 }, (_, i) => ({ ...auditEntry('test.many'), target: `t:${i}`, details: { i } }));
+        await store.audit.appendMany([{ ...entries[0]!, at }, ...entries.slice(1)]);
+        await store.audit.appendMany([]);
+        const listed = await store.audit.list({ limit: 2_000, action: 'test.many' });
+        expect(listed.map((entry) => entry.target)).toEqual(entries.map((entry) => entry.target).reverse());
+        expect(listed.map((entry) => entry.id)).toEqual([...listed.map((entry) => entry.id)].sort((a, b) => b - a));
+        expect(listed.at(-1)?.at.getTime()).toBe(at.getTime());
+        expect(listed[0]?.details).toEqual({ i: 1_100 });
+      });
     });
 
     describe('registry', () => {
@@ -371,11 +382,11 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
       });
 
       it('saves, replaces and removes instances, keeping dates and the index', async () => {
-        await store.registry.save(instance('web-1', 2), 2);
-        await store.registry.save(instance('web-2', 3), 3);
-        await store.registry.save({ ...instance('web-1', 4), port: 9090 }, 4);
-        await store.registry.remove('web-2', 5);
-        await store.registry.remove('never-there', 6);
+        await store.registry.write({ save: [instance('web-1', 2)], remove: [], index: 2 });
+        await store.registry.write({ save: [instance('web-2', 3)], remove: [], index: 3 });
+        await store.registry.write({ save: [{ ...instance('web-1', 4), port: 9090 }], remove: [], index: 4 });
+        await store.registry.write({ save: [], remove: ['web-2'], index: 5 });
+        await store.registry.write({ save: [], remove: ['never-there'], index: 6 });
         const loaded = await store.registry.load();
         expect(loaded.index).toBe(6);
         expect(loaded.instances).toEqual([{ ...instance('web-1', 4), port: 9090 }]);
@@ -384,10 +395,21 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
         });
       });
 
+      it('writes a group of changes larger than one statement holds in one call', async () => {
+        const many = Array.from({ length: 1_203 }, (_, i) => instance(`web-${String(i).padStart(4, '0')}`, 10 + i));
+        await store.registry.write({ save: many, remove: [], index: 1_300 });
+        const replaced = many.slice(0, 700).map((saved) => ({ ...saved, port: 7070 }));
+        const removed = many.slice(700).map((saved) => saved.id);
+        await store.registry.write({ save: replaced, remove: [...removed, 'never-there'], index: 1_301 });
+        const loaded = await store.registry.load();
+        expect(loaded.index).toBe(1_301);
+        expect(loaded.instances).toEqual(replaced);
+      });
+
       it('writes nothing when the transaction rolls back', async () => {
         await expect(
           store.transaction(async (session) => {
-            await session.registry.save(instance('web-9', 9), 9);
+            await session.registry.write({ save: [instance('web-9', 9)], remove: [], index: 9 });
             throw new Error('abort');
           }),
         ).rejects.toThrow('abort');

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import getPort from 'get-port';
@@ -75,9 +76,33 @@ export function run(command: string, args: string[], options: { cwd: string; env
   };
 }
 
-/** The control plane from its sources, as one Node process (no npm or tsx launcher in between). */
-export function runControlPlane(env: Record<string, string>): RunningProcess {
-  return run(process.execPath, ['--import', 'tsx', join(CONTROL_PLANE_DIR, 'src', 'main.ts')], { cwd: CONTROL_PLANE_DIR, env: cleanEnv(env) });
+/**
+ * The control plane as one Node process (no npm launcher in between): from its sources through tsx, or
+ * `built`: the bundle `npm start` runs (`dist/main.js`; build it first with `buildControlPlane`).
+ */
+export function runControlPlane(env: Record<string, string>, options: { built?: boolean } = {}): RunningProcess {
+  const entry = options.built === true ? [...startNodeFlags(), join(CONTROL_PLANE_DIR, 'dist', 'main.js')] : ['--import', 'tsx', join(CONTROL_PLANE_DIR, 'src', 'main.ts')];
+  return run(process.execPath, [...nodeArgs(), ...entry], { cwd: CONTROL_PLANE_DIR, env: cleanEnv(env) });
+}
+
+/** Bundle the control plane as `npm start` does. */
+export async function buildControlPlane(): Promise<void> {
+  const build = run('npm', ['run', '--silent', 'build'], { cwd: CONTROL_PLANE_DIR, env: cleanEnv({}) });
+  const code = await build.exited;
+  if (code !== 0) throw new Error(`building the control plane failed (exit ${String(code)}): ${build.output()}`);
+}
+
+/** The Node flags `npm start` runs the bundle with, read from the root package.json so they are said once. */
+function startNodeFlags(): string[] {
+  const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const flags = /exec node (.*?)\s*control-plane\/dist\/main\.js/.exec(manifest.scripts.start ?? '')?.[1];
+  if (flags === undefined) throw new Error('the root package.json start script no longer runs "exec node [flags] control-plane/dist/main.js"');
+  return flags.split(' ').filter((flag) => flag !== '');
+}
+
+/** Extra Node flags for the control plane under test or benchmark, e.g. `PORTICO_TEST_NODE_ARGS="--cpu-prof"`. */
+function nodeArgs(): string[] {
+  return process.env.PORTICO_TEST_NODE_ARGS?.split(' ').filter((arg) => arg !== '') ?? [];
 }
 
 /** Poll `url` until it answers 200 or the deadline passes; returns the elapsed milliseconds. */

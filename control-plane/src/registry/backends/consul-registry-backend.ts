@@ -3,8 +3,10 @@ import Consul from 'consul';
 import { parseDuration } from '../../config/duration.js';
 import { PorticoError } from '../../errors.js';
 import { ChangeFeed } from '../change-feed.js';
+import { type AuditRepository } from '../../store/store.js';
 import {
   type BackendStatus,
+  type ChangeOptions,
   type DeregistrationReason,
   type Indexed,
   type InstanceQuery,
@@ -36,6 +38,8 @@ export interface ConsulRegistryBackendOptions {
   /** How long `start()` waits for the first full read before serving (stale) anyway (default 10 s). */
   initialSyncTimeoutMs?: number;
   eventBufferSize?: number;
+  /** Where the audit entries of changes (`ChangeOptions.audit`) are appended once Consul has acknowledged them. */
+  auditLog?: Pick<AuditRepository, 'append'>;
   logger?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
 }
 
@@ -281,7 +285,7 @@ export class ConsulRegistryBackend implements RegistryBackend {
     this.#consul.destroy();
   }
 
-  async register(registration: InstanceRegistration, registeredBy: string | null): Promise<Instance> {
+  async register(registration: InstanceRegistration, registeredBy: string | null, options: ChangeOptions = {}): Promise<Instance> {
     validateChecks(registration);
     const previous = await this.instance(registration.id);
     const checks = (registration.checks ?? []).map((check, i, all) => ({
@@ -303,13 +307,15 @@ export class ConsulRegistryBackend implements RegistryBackend {
     if (previous !== undefined && previous.service !== registration.service) await this.#refresh(previous.service);
     const instance = this.#lookup(registration.id);
     if (instance === undefined) throw new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: `Consul accepted ${registration.id} but does not list it.` });
+    await this.#audit(options, previous, instance);
     return instance;
   }
 
-  async deregister(instanceId: string, _reason: DeregistrationReason = 'api'): Promise<Instance> {
+  async deregister(instanceId: string, _reason: DeregistrationReason = 'api', options: ChangeOptions = {}): Promise<Instance> {
     const instance = await this.#known(instanceId);
     await this.#call(() => this.#consul.agent.service.deregister(instanceId), () => this.#instanceNotFound(instanceId));
     await this.#refresh(instance.service);
+    await this.#audit(options, instance, instance);
     return instance;
   }
 
@@ -327,11 +333,24 @@ export class ConsulRegistryBackend implements RegistryBackend {
     return updated;
   }
 
-  async setMaintenance(instanceId: string, enabled: boolean, reason = ''): Promise<Instance> {
+  async setMaintenance(instanceId: string, enabled: boolean, reason = '', options: ChangeOptions = {}): Promise<Instance> {
     const instance = await this.#known(instanceId);
     await this.#call(() => this.#consul.agent.service.maintenance({ id: instanceId, enable: enabled, reason }), () => this.#instanceNotFound(instanceId));
     await this.#refresh(instance.service);
-    return this.#lookup(instanceId) ?? instance;
+    const updated = this.#lookup(instanceId) ?? instance;
+    await this.#audit(options, instance, updated);
+    return updated;
+  }
+
+  /** Record an acknowledged change. Consul has it already, so a failed append is logged, not thrown. */
+  async #audit(options: ChangeOptions, previous: Instance | undefined, instance: Instance): Promise<void> {
+    const entry = options.audit?.({ previous, instance });
+    if (entry === undefined || this.#options.auditLog === undefined) return;
+    try {
+      await this.#options.auditLog.append(entry);
+    } catch (error) {
+      this.#options.logger?.error({ err: error, action: entry.action, target: entry.target }, 'writing the audit entry of a registry change failed');
+    }
   }
 
   instance(instanceId: string): Promise<Instance | undefined> {

@@ -1,5 +1,5 @@
 import { PorticoError } from '../../errors.js';
-import { type Store } from '../../store/store.js';
+import { type NewAuditEntry, type Store } from '../../store/store.js';
 import { ChangeFeed } from '../change-feed.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { type ScheduledCheck } from '../health/health-checker.js';
@@ -19,6 +19,7 @@ import {
 } from '../registry.js';
 import {
   type BackendStatus,
+  type ChangeOptions,
   type DeregistrationReason,
   type Indexed,
   type InstanceQuery,
@@ -42,6 +43,8 @@ export interface EmbeddedRegistryBackendOptions {
   createScheduler?: (onResult: CheckResultHandler) => CheckScheduler;
   /** How often expired TTLs and long-critical instances are looked for (default 250 ms). */
   reapIntervalMs?: number;
+  /** At most this many changes are written in one transaction (default 512). */
+  maxBatchSize?: number;
   /** How many recent changes are kept for `eventsSince` (default 10,000). */
   eventBufferSize?: number;
   logger?: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
@@ -58,10 +61,68 @@ function toScheduled(check: CheckState): ScheduledCheck | undefined {
 }
 
 /**
+ * What a change does, worked out against the draft: the instance before and after (`next` undefined:
+ * it leaves), whether it moves the index (and so is written), its audit entry, and what to do once it
+ * is visible (events, check scheduling).
+ */
+interface Planned {
+  previous: Instance | undefined;
+  next: Instance | undefined;
+  indexed: boolean;
+  audit?: NewAuditEntry;
+  /** Runs once the change is written and visible, with its index. */
+  visible?: (index: number) => void;
+}
+
+/** A change waiting for the next group commit. `plan` runs with the index the change will get if it moves the index; `undefined`: nothing to do. */
+interface PendingChange {
+  plan(draft: Draft, index: number): Planned | undefined;
+  resolve(instance: Instance | undefined): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The registry as the changes of the batch being planned leave it: the visible state with the batch's
+ * earlier changes laid over it, so each change sees the ones before it without making them visible.
+ */
+class Draft {
+  readonly #instances = new Map<string, Instance | undefined>();
+  readonly #owners = new Map<string, string | undefined>();
+
+  constructor(
+    private readonly visibleInstances: ReadonlyMap<string, Instance>,
+    private readonly visibleOwners: ReadonlyMap<string, string>,
+  ) {}
+
+  instance(id: string): Instance | undefined {
+    return this.#instances.has(id) ? this.#instances.get(id) : this.visibleInstances.get(id);
+  }
+
+  /** The id of the instance a check belongs to. */
+  ownerOf(checkId: string): string | undefined {
+    return this.#owners.has(checkId) ? this.#owners.get(checkId) : this.visibleOwners.get(checkId);
+  }
+
+  replace(previous: Instance | undefined, next: Instance | undefined): void {
+    if (previous !== undefined) {
+      this.#instances.set(previous.id, undefined);
+      for (const check of previous.checks) if (this.ownerOf(check.id) === previous.id) this.#owners.set(check.id, undefined);
+    }
+    if (next !== undefined) {
+      this.#instances.set(next.id, next);
+      for (const check of next.checks) this.#owners.set(check.id, next.id);
+    }
+  }
+}
+
+/**
  * The embedded registry: the working set in memory, every change written through to the store (so it
  * survives a restart), HTTP/TCP checks run by the control plane, TTLs and critical timeouts reaped
- * here. Changes are applied one at a time, in index order: each is written to the store first and
- * becomes visible only once written, so a failed write changes nothing.
+ * here. Changes are planned one at a time, in index order, and written in groups: the changes that
+ * arrive while one group is being written (or in the same turn of the event loop) are written together
+ * in the next transaction, with their audit entries, so a burst of registrations costs a few commits
+ * rather than one each. A change becomes visible, and its caller gets an answer, only once its group is
+ * written; a failed write changes nothing and fails every change of the group.
  *
  * One control-plane process owns an embedded registry; several replicas share a Consul backend instead.
  */
@@ -77,7 +138,10 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
   readonly #serviceIndex = new Map<string, number>();
   #feed: ChangeFeed | undefined;
   #index = 0;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Changes not yet planned, in arrival order. */
+  #pending: PendingChange[] = [];
+  /** Set while a group is being planned and written; resolves when the queue has drained. */
+  #flushing: Promise<void> | undefined;
   #scheduler: CheckScheduler | undefined;
   #reaper: NodeJS.Timeout | undefined;
   /** TTL expiries (`ttl:<check id>`) and critical timeouts (`critical:<instance id>`), by when they fall due. */
@@ -127,16 +191,16 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     this.#closed = true;
     clearInterval(this.#reaper);
     await this.#scheduler?.close();
-    await this.#queue.catch(() => undefined);
+    // Changes already accepted are still written.
+    await this.#flushing;
     this.#feed?.close();
   }
 
-  async register(registration: InstanceRegistration, registeredBy: string | null): Promise<Instance> {
+  async register(registration: InstanceRegistration, registeredBy: string | null, options: ChangeOptions = {}): Promise<Instance> {
     validateChecks(registration);
-    return this.#serial(async () => {
-      const previous = this.#instances.get(registration.id);
+    return this.#change((draft, index) => {
+      const previous = draft.instance(registration.id);
       const now = new Date();
-      const index = this.#index + 1;
       const registrations = registration.checks ?? [];
       const checks = registrations.map((check, i) => {
         const definition = checkDefinition(registration.id, registration.service, check, i, registrations.length);
@@ -144,7 +208,7 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
       });
       const ids = new Set<string>();
       for (const check of checks) {
-        const owner = this.#checkOwner.get(check.id);
+        const owner = draft.ownerOf(check.id);
         if ((owner !== undefined && owner !== registration.id) || ids.has(check.id)) {
           throw new PorticoError('PORTICO_ERR_REGISTRY_CHECK_ID_TAKEN', { message: `The check id "${check.id}" is in use by another instance.`, details: { checkId: check.id } });
         }
@@ -165,45 +229,46 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
         createIndex: previous?.createIndex ?? index,
         modifyIndex: index,
       };
-      await this.#store.transaction((session) => session.registry.save(instance, index));
-      this.#commit(index, previous, instance);
-      this.#scheduleChecks(instance, previous);
-      const health = instanceHealth(instance);
-      this.#emit(
-        previous === undefined
-          ? { type: 'instance.registered', index, at: now, service: instance.service, instanceId: instance.id, instance, health }
-          : { type: 'instance.updated', index, at: now, service: instance.service, instanceId: instance.id, instance, health },
-      );
-      return instance;
+      return {
+        previous,
+        next: instance,
+        indexed: true,
+        audit: options.audit?.({ previous, instance }),
+        visible: (at) => {
+          this.#scheduleChecks(instance, previous);
+          const health = instanceHealth(instance);
+          const common = { index: at, at: new Date(), service: instance.service, instanceId: instance.id, instance, health };
+          this.#emit(previous === undefined ? { type: 'instance.registered', ...common } : { type: 'instance.updated', ...common });
+        },
+      };
     });
   }
 
-  deregister(instanceId: string, reason: DeregistrationReason = 'api'): Promise<Instance> {
-    return this.#serial(async () => {
-      const instance = this.#require(instanceId);
-      const index = this.#index + 1;
-      await this.#store.transaction((session) => session.registry.remove(instanceId, index));
-      this.#commit(index, instance, undefined);
-      for (const check of instance.checks) this.#scheduler?.unschedule(check.id);
-      this.#emit({ type: 'instance.deregistered', index, at: new Date(), service: instance.service, instanceId, reason });
-      return instance;
+  deregister(instanceId: string, reason: DeregistrationReason = 'api', options: ChangeOptions = {}): Promise<Instance> {
+    return this.#change((draft) => {
+      const instance = this.#require(draft, instanceId);
+      return this.#planDeregistration(instance, reason, options.audit?.({ previous: instance, instance }));
     });
   }
 
   updateCheck(checkId: string, status: HealthStatus, output = ''): Promise<Instance> {
-    return this.#serial(() => this.#applyResult(checkId, status, output));
+    return this.#change((draft, index) => this.#planResult(draft, index, checkId, status, output));
   }
 
-  setMaintenance(instanceId: string, enabled: boolean, reason = ''): Promise<Instance> {
-    return this.#serial(async () => {
-      const previous = this.#require(instanceId);
-      if ((previous.maintenance !== null) === enabled && (!enabled || previous.maintenance?.reason === reason)) return previous;
-      const index = this.#index + 1;
+  setMaintenance(instanceId: string, enabled: boolean, reason = '', options: ChangeOptions = {}): Promise<Instance> {
+    return this.#change((draft, index) => {
+      const previous = this.#require(draft, instanceId);
+      if ((previous.maintenance !== null) === enabled && (!enabled || previous.maintenance?.reason === reason)) {
+        return { previous, next: previous, indexed: false };
+      }
       const instance: Instance = { ...previous, maintenance: enabled ? { reason, since: new Date() } : null, modifyIndex: index };
-      await this.#store.transaction((session) => session.registry.save(instance, index));
-      this.#commit(index, previous, instance);
-      this.#emitChange(index, previous, instance);
-      return instance;
+      return {
+        previous,
+        next: instance,
+        indexed: true,
+        audit: options.audit?.({ previous, instance }),
+        visible: (at) => this.#emitChange(at, previous, instance),
+      };
     });
   }
 
@@ -255,25 +320,107 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     return Math.max(1, index);
   }
 
-  #require(instanceId: string): Instance {
-    const instance = this.#instances.get(instanceId);
+  #require(draft: Draft, instanceId: string): Instance {
+    const instance = draft.instance(instanceId);
     if (instance === undefined) {
       throw new PorticoError('PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND', { message: `No instance has the id "${instanceId}".`, details: { instanceId } });
     }
     return instance;
   }
 
-  /** Changes run one after another, so indexes are given out and written in order. */
-  #serial<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: 'The registry is closed.' }));
-    const run = this.#queue.then(work, work);
-    this.#queue = run.catch(() => undefined);
-    return run;
+  /** Queue a change for the next group commit; resolves with the instance as the change left it. */
+  #change(plan: (draft: Draft, index: number) => Planned): Promise<Instance> {
+    return this.#enqueue(plan).then((instance) => instance as Instance);
   }
 
-  async #applyResult(checkId: string, status: HealthStatus, output: string): Promise<Instance> {
-    const instanceId = this.#checkOwner.get(checkId);
-    const previous = instanceId === undefined ? undefined : this.#instances.get(instanceId);
+  #enqueue(plan: PendingChange['plan']): Promise<Instance | undefined> {
+    if (this.#closed) return Promise.reject(new PorticoError('PORTICO_ERR_REGISTRY_UNAVAILABLE', { message: 'The registry is closed.' }));
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ plan, resolve, reject });
+      // The first change waits for the end of this turn of the event loop, so that the requests read in
+      // the same turn join it; later ones join the group after the one being written.
+      this.#flushing ??= new Promise<void>((done) => setImmediate(() => void this.#drain().finally(done)));
+    });
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) await this.#writeGroup(this.#pending.splice(0, this.#options.maxBatchSize ?? 512));
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /**
+   * Plan each change against the draft in order, write the ones that move the index in one transaction
+   * (each instance's final state once, the index, the audit entries), then make them visible in order.
+   */
+  async #writeGroup(group: PendingChange[]): Promise<void> {
+    const draft = new Draft(this.#instances, this.#checkOwner);
+    const planned: Array<{ change: PendingChange; plan: Planned | undefined; index: number }> = [];
+    let index = this.#index;
+    for (const change of group) {
+      try {
+        const plan = change.plan(draft, index + 1);
+        if (plan?.indexed === true) index += 1;
+        if (plan !== undefined) draft.replace(plan.previous, plan.next);
+        planned.push({ change, plan, index });
+      } catch (error) {
+        change.reject(error);
+      }
+    }
+
+    const written = new Map<string, Instance | undefined>();
+    const audits: NewAuditEntry[] = [];
+    for (const { plan } of planned) {
+      if (plan?.indexed !== true) continue;
+      const id = (plan.next ?? plan.previous)?.id as string;
+      written.delete(id); // keep the map in the order of each instance's last change
+      written.set(id, plan.next);
+      if (plan.audit !== undefined) audits.push(plan.audit);
+    }
+    if (index > this.#index) {
+      const save = [...written.values()].filter((instance) => instance !== undefined);
+      const remove = [...written].filter(([, instance]) => instance === undefined).map(([id]) => id);
+      try {
+        await this.#store.transaction(async (session) => {
+          await session.registry.write({ save, remove, index });
+          if (audits.length > 0) await session.audit.appendMany(audits);
+        });
+      } catch (error) {
+        for (const { change } of planned) change.reject(error);
+        return;
+      }
+    }
+
+    for (const { change, plan, index: at } of planned) {
+      if (plan === undefined) {
+        change.resolve(undefined);
+        continue;
+      }
+      if (plan.indexed) this.#commit(at, plan.previous, plan.next);
+      else if (plan.next !== undefined) this.#put(plan.next);
+      plan.visible?.(at);
+      change.resolve(plan.next ?? plan.previous);
+    }
+  }
+
+  #planDeregistration(instance: Instance, reason: DeregistrationReason, audit: NewAuditEntry | undefined): Planned {
+    return {
+      previous: instance,
+      next: undefined,
+      indexed: true,
+      audit,
+      visible: (index) => {
+        for (const check of instance.checks) this.#scheduler?.unschedule(check.id);
+        this.#emit({ type: 'instance.deregistered', index, at: new Date(), service: instance.service, instanceId: instance.id, reason });
+      },
+    };
+  }
+
+  #planResult(draft: Draft, index: number, checkId: string, status: HealthStatus, output: string): Planned {
+    const instanceId = draft.ownerOf(checkId);
+    const previous = instanceId === undefined ? undefined : draft.instance(instanceId);
     if (previous === undefined) {
       throw new PorticoError('PORTICO_ERR_REGISTRY_CHECK_NOT_FOUND', { message: `No check has the id "${checkId}".`, details: { checkId } });
     }
@@ -283,16 +430,10 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
     if (!changed) {
       // Output and deadlines only: visible at once, but neither an index change nor a store write, so
       // steady heartbeats cost no I/O (Consul likewise batches output-only updates).
-      const instance: Instance = { ...previous, checks };
-      this.#put(instance);
-      return instance;
+      return { previous, next: { ...previous, checks }, indexed: false };
     }
-    const index = this.#index + 1;
     const instance: Instance = { ...previous, checks, modifyIndex: index };
-    await this.#store.transaction((session) => session.registry.save(instance, index));
-    this.#commit(index, previous, instance);
-    this.#emitChange(index, previous, instance);
-    return instance;
+    return { previous, next: instance, indexed: true, visible: (at) => this.#emitChange(at, previous, instance) };
   }
 
   async #onProbeResult(checkId: string, result: { status: HealthStatus; output: string }): Promise<void> {
@@ -307,37 +448,41 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
 
   async #reap(): Promise<void> {
     if (this.#closed) return;
+    const due: Array<Promise<unknown>> = [];
     for (const key of this.#deadlines.takeDue()) {
       const separator = key.indexOf(':');
       const kind = key.slice(0, separator);
       const id = key.slice(separator + 1);
-      if (kind === 'ttl') await this.#expireTtl(id);
-      else await this.#deregisterIfLongCritical(id);
+      due.push(kind === 'ttl' ? this.#expireTtl(id) : this.#deregisterIfLongCritical(id));
     }
+    await Promise.all(due);
   }
 
   #expireTtl(checkId: string): Promise<void> {
-    return this.#serial(async () => {
-      const owner = this.#instances.get(this.#checkOwner.get(checkId) ?? '');
+    return this.#enqueue((draft, index) => {
+      const owner = draft.instance(draft.ownerOf(checkId) ?? '');
       const check = owner?.checks.find((c) => c.id === checkId);
       // A heartbeat may have moved the deadline since this entry was made; its new entry will come due.
-      if (check === undefined || check.ttlExpiresAt === null || check.ttlExpiresAt.getTime() > Date.now() || check.status === 'critical') return;
-      await this.#applyResult(checkId, 'critical', `TTL expired (no heartbeat for ${check.ttlMs ?? 0} ms)`);
-    }).catch((error: unknown) => this.#options.logger?.error({ err: error, checkId }, 'expiring a TTL check failed'));
+      if (check === undefined || check.ttlExpiresAt === null || check.ttlExpiresAt.getTime() > Date.now() || check.status === 'critical') return undefined;
+      return this.#planResult(draft, index, checkId, 'critical', `TTL expired (no heartbeat for ${check.ttlMs ?? 0} ms)`);
+    }).then(
+      () => undefined,
+      (error: unknown) => this.#options.logger?.error({ err: error, checkId }, 'expiring a TTL check failed'),
+    );
   }
 
-  async #deregisterIfLongCritical(instanceId: string): Promise<void> {
-    const instance = this.#instances.get(instanceId);
-    const now = Date.now();
-    const overdue = instance?.checks.some(
-      (check) => check.status === 'critical' && check.deregisterCriticalAfterMs !== undefined && now - check.statusSince.getTime() >= check.deregisterCriticalAfterMs,
+  #deregisterIfLongCritical(instanceId: string): Promise<void> {
+    return this.#enqueue((draft) => {
+      const instance = draft.instance(instanceId);
+      const now = Date.now();
+      const overdue = instance?.checks.some(
+        (check) => check.status === 'critical' && check.deregisterCriticalAfterMs !== undefined && now - check.statusSince.getTime() >= check.deregisterCriticalAfterMs,
+      );
+      return instance === undefined || overdue !== true ? undefined : this.#planDeregistration(instance, 'critical_timeout', undefined);
+    }).then(
+      () => undefined,
+      (error: unknown) => this.#options.logger?.error({ err: error, instanceId }, 'deregistering a long-critical instance failed'),
     );
-    if (overdue !== true) return;
-    await this.deregister(instanceId, 'critical_timeout').catch((error: unknown) => {
-      if (!(error instanceof PorticoError && error.code === 'PORTICO_ERR_REGISTRY_INSTANCE_NOT_FOUND')) {
-        this.#options.logger?.error({ err: error, instanceId }, 'deregistering a long-critical instance failed');
-      }
-    });
   }
 
   #put(instance: Instance): void {

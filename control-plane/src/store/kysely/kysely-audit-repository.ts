@@ -2,6 +2,9 @@ import { type AuditEntry, type AuditQuery, type AuditRepository, type NewAuditEn
 import { type RepositoryContext, guarded } from './repository-context.js';
 import { encodeDetails, toAuditEntry, toEpochMillis } from './row-mapping.js';
 
+/** Rows per multi-row insert: 6 parameters each stays far below SQLite's and PostgreSQL's parameter limits. */
+const ROWS_PER_STATEMENT = 500;
+
 /** `AuditRepository` over kysely, for SQLite and PostgreSQL alike. */
 export class KyselyAuditRepository implements AuditRepository {
   readonly #context: RepositoryContext;
@@ -25,6 +28,23 @@ export class KyselyAuditRepository implements AuditRepository {
         .returningAll()
         .executeTakeFirstOrThrow();
       return toAuditEntry(row);
+    });
+  }
+
+  async appendMany(entries: readonly NewAuditEntry[]): Promise<void> {
+    await guarded(this.#context, async (db) => {
+      for (let at = 0; at < entries.length; at += ROWS_PER_STATEMENT) {
+        const now = Date.now();
+        const rows = entries.slice(at, at + ROWS_PER_STATEMENT).map((entry) => ({
+          at: entry.at === undefined ? now : toEpochMillis(entry.at),
+          actor_id: entry.actorId,
+          actor_name: entry.actorName,
+          action: entry.action,
+          target: entry.target,
+          details: encodeDetails(entry.details),
+        }));
+        await db.insertInto('audit_log').values(rows).execute();
+      }
     });
   }
 

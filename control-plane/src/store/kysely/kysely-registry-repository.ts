@@ -1,9 +1,12 @@
 import { type Instance } from '../../registry/registry.js';
-import { type RegistryRepository, type StoredRegistry } from '../store.js';
+import { type RegistryRepository, type RegistryWrite, type StoredRegistry } from '../store.js';
 import { type RepositoryContext, guarded } from './repository-context.js';
 import { toNumber } from './row-mapping.js';
 
 const INDEX = 'index';
+
+/** Rows per multi-row statement: 4 parameters each stays far below SQLite's and PostgreSQL's parameter limits. */
+const ROWS_PER_STATEMENT = 500;
 
 /** Dates inside an instance document are ISO strings; these are the fields that hold them. */
 const DATE_FIELDS = new Set(['registeredAt', 'since', 'statusSince', 'lastResultAt', 'ttlExpiresAt']);
@@ -12,7 +15,7 @@ function reviveDates(key: string, value: unknown): unknown {
   return DATE_FIELDS.has(key) && typeof value === 'string' ? new Date(value) : value;
 }
 
-/** `RegistryRepository` over kysely: one JSON document per instance, and the index in `registry_state`. */
+/** `RegistryRepository` over kysely: one JSON document per instance, and the index in `registry_state`. A group of changes is a few multi-row statements. */
 export class KyselyRegistryRepository implements RegistryRepository {
   readonly #context: RepositoryContext;
 
@@ -31,22 +34,31 @@ export class KyselyRegistryRepository implements RegistryRepository {
     });
   }
 
-  async save(instance: Instance, index: number): Promise<void> {
+  async write(changes: RegistryWrite): Promise<void> {
     await guarded(this.#context, async (db) => {
-      const doc = JSON.stringify(instance);
-      await db
-        .insertInto('registry_instances')
-        .values({ id: instance.id, service: instance.service, doc, modify_index: instance.modifyIndex })
-        .onConflict((conflict) => conflict.column('id').doUpdateSet({ service: instance.service, doc, modify_index: instance.modifyIndex }))
-        .execute();
-      await this.#setIndex(index);
-    });
-  }
-
-  async remove(instanceId: string, index: number): Promise<void> {
-    await guarded(this.#context, async (db) => {
-      await db.deleteFrom('registry_instances').where('id', '=', instanceId).execute();
-      await this.#setIndex(index);
+      for (let at = 0; at < changes.save.length; at += ROWS_PER_STATEMENT) {
+        const rows = changes.save.slice(at, at + ROWS_PER_STATEMENT).map((instance) => ({
+          id: instance.id,
+          service: instance.service,
+          doc: JSON.stringify(instance),
+          modify_index: instance.modifyIndex,
+        }));
+        await db
+          .insertInto('registry_instances')
+          .values(rows)
+          .onConflict((conflict) =>
+            conflict.column('id').doUpdateSet((eb) => ({
+              service: eb.ref('excluded.service'),
+              doc: eb.ref('excluded.doc'),
+              modify_index: eb.ref('excluded.modify_index'),
+            })),
+          )
+          .execute();
+      }
+      for (let at = 0; at < changes.remove.length; at += ROWS_PER_STATEMENT) {
+        await db.deleteFrom('registry_instances').where('id', 'in', changes.remove.slice(at, at + ROWS_PER_STATEMENT)).execute();
+      }
+      await this.#setIndex(changes.index);
     });
   }
 

@@ -383,7 +383,7 @@ describe('the event stream across a control-plane restart, and its keep-alive', 
     await app.register(
       async (api) => {
         installAuth(api, tokens);
-        await api.register(registryRoutes, { registry: new RegistryService(registry, store), keepAliveMs: 100 });
+        await api.register(registryRoutes, { registry: new RegistryService(registry), keepAliveMs: 100 });
       },
       { prefix: '/api/v1' },
     );
