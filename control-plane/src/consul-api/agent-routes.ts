@@ -5,7 +5,7 @@ import { principalOf } from '../api/auth.js';
 import { mayManageService, type Principal } from '../auth/token-service.js';
 import { PorticoError } from '../errors.js';
 import { type RegistryService } from '../registry/registry-service.js';
-import { type HealthStatus, type Instance } from '../registry/registry.js';
+import { compareStrings, type HealthStatus, type Instance } from '../registry/registry.js';
 import { type ConsulQuery, queryBool, queryValue } from './blocking-query.js';
 import { agentSelf, agentService, serviceChecks, toInstanceRegistration, truncateOutput } from './consul-mapping.js';
 import { type ConsulRouteContext, refuseOtherMethods, sendJson, setReadHeaders } from './route-support.js';
@@ -45,7 +45,7 @@ async function reportTtl(registry: RegistryService, actor: Principal, checkId: s
 async function allInstances(registry: RegistryService): Promise<{ index: number; instances: Instance[] }> {
   const { index, value: services } = await registry.backend.services();
   const lists = await Promise.all(services.map((service) => registry.backend.instances({ service: service.name })));
-  const instances = lists.flatMap((list) => list.value).sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
+  const instances = lists.flatMap((list) => list.value).sort((a, b) => compareStrings(a.service, b.service) || compareStrings(a.id, b.id));
   return { index, instances };
 }
 

@@ -1,7 +1,7 @@
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type FastifyReply } from 'fastify';
 import { type InstanceQuery } from '../registry/registry-backend.js';
-import { type Instance } from '../registry/registry.js';
+import { compareStrings, type Instance } from '../registry/registry.js';
 import { type RegistryService } from '../registry/registry-service.js';
 import { type ConsulQuery, parseReadOptions, queryBool, queryValues } from './blocking-query.js';
 import { catalogService, healthServiceEntry, serviceChecks } from './consul-mapping.js';
@@ -16,7 +16,7 @@ async function readInstances(registry: RegistryService, name: string, tags: stri
   const query: InstanceQuery = { service: name, passingOnly };
   if (tags[0] !== undefined) query.tag = tags[0];
   const { index, value } = await registry.backend.instances(query);
-  const instances = value.filter((instance) => tags.every((tag) => instance.tags.includes(tag))).sort((a, b) => a.id.localeCompare(b.id));
+  const instances = value.filter((instance) => tags.every((tag) => instance.tags.includes(tag))).sort((a, b) => compareStrings(a.id, b.id));
   return { index, instances };
 }
 

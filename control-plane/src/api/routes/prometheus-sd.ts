@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type RegistryBackend } from '../../registry/registry-backend.js';
-import { type Instance, instanceHealth } from '../../registry/registry.js';
+import { compareStrings, type Instance, instanceHealth } from '../../registry/registry.js';
 import { authErrorResponses } from '../schemas/common.js';
 import { PrometheusSdQuerystring, PrometheusTargetGroups } from '../schemas/registry.js';
 
@@ -87,7 +87,7 @@ export const prometheusSdRoutes: FastifyPluginAsyncTypebox<PrometheusSdRoutesOpt
       const groups: TargetGroup[] = [];
       for (const service of [...new Set(names)].sort()) {
         const { value } = await backend.instances({ service, passingOnly });
-        for (const instance of [...value].sort((a, b) => a.id.localeCompare(b.id))) groups.push(targetGroup(instance));
+        for (const instance of [...value].sort((a, b) => compareStrings(a.id, b.id))) groups.push(targetGroup(instance));
       }
       return groups;
     },

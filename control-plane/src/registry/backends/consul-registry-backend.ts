@@ -15,6 +15,7 @@ import {
   type WaitOptions,
 } from '../registry-backend.js';
 import {
+  compareStrings,
   type CheckKind,
   type CheckRegistration,
   type CheckState,
@@ -373,7 +374,7 @@ export class ConsulRegistryBackend implements RegistryBackend {
     const value = [...this.#mirror]
       .filter(([, service]) => service.instances.size > 0)
       .map(([name, service]) => summarizeService(name, service.instances.values()));
-    value.sort((a, b) => a.name.localeCompare(b.name));
+    value.sort((a, b) => compareStrings(a.name, b.name));
     return Promise.resolve({ index: this.#index, value });
   }
 

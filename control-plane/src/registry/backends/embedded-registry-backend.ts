@@ -4,6 +4,7 @@ import { ChangeFeed } from '../change-feed.js';
 import { DeadlineWheel } from '../deadline-wheel.js';
 import { type ScheduledCheck } from '../health/health-checker.js';
 import {
+  compareStrings,
   applyCheckResult,
   type CheckState,
   checkDefinition,
@@ -288,7 +289,7 @@ export class EmbeddedRegistryBackend implements RegistryBackend {
 
   services(): Promise<Indexed<ServiceSummary[]>> {
     const value = [...this.#byService].map(([name, instances]) => summarizeService(name, instances.values()));
-    value.sort((a, b) => a.name.localeCompare(b.name));
+    value.sort((a, b) => compareStrings(a.name, b.name));
     return Promise.resolve({ index: this.#currentIndex(undefined), value });
   }
 
