@@ -57,6 +57,14 @@ export const ErrorCatalogue = {
   // Configuration (reported at start-up, never over HTTP).
   PORTICO_ERR_CONFIG_INVALID: define(500, 'The configuration is not valid.'),
 
+  // Gateway (answers on the gateway port, in the same JSON shape).
+  PORTICO_ERR_GATEWAY_BAD_PATH: define(400, 'The request path cannot be routed safely.'),
+  PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND: define(404, 'No service by that name is routed here.'),
+  PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE: define(503, 'The service has no instance passing its health checks.', true),
+  PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE: define(502, 'No instance of the service could be reached.', true),
+  PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT: define(504, 'The service did not answer in time.', true),
+  PORTICO_ERR_GATEWAY_UPSTREAM_FAILED: define(502, 'The service\'s answer broke off.', true),
+
   // Lifecycle.
   PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),
   PORTICO_ERR_INTERNAL: define(500, 'An unexpected error occurred.'),

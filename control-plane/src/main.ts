@@ -11,6 +11,7 @@ import { RedisProbe } from './broker/redis-probe.js';
 import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
+import { Gateway } from './gateway/gateway.js';
 import { ConsulRegistryBackend } from './registry/backends/consul-registry-backend.js';
 import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
 import { HealthChecker } from './registry/health/health-checker.js';
@@ -124,14 +125,32 @@ async function start(): Promise<void> {
     if (firstAdmin.generatedSecret !== undefined) printFirstAdminToken(firstAdmin.generatedSecret);
     else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
 
-    const app = await buildApp({ store, registry, broker, metrics: new Metrics(), logger, bodyLimit: config.bodyLimit, version: packageJson.version });
+    const metrics = new Metrics();
+    const app = await buildApp({ store, registry, broker, metrics, logger, bodyLimit: config.bodyLimit, version: packageJson.version });
     // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
     closers.push({ name: 'http', close: () => app.close() });
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
+
+    // The data plane, on its own port: nothing but proxied requests are served there.
+    const gateway = new Gateway({
+      registry,
+      metricsRegistry: metrics.registry,
+      logger,
+      requestTimeoutMs: config.gatewayTimeoutMs,
+      connectTimeoutMs: config.gatewayConnectTimeoutMs,
+    });
+    closers.push({ name: 'gateway', close: () => gateway.close() });
+    const gatewayAddress = await gateway.listen({ host: config.host, port: config.gatewayPort });
     logger.info(
-      { url: `http://${config.host}:${port}`, store: store.dialect, registry: registry.kind, redis: redis.private ? 'private' : 'external' },
+      {
+        url: `http://${config.host}:${port}`,
+        gateway: `http://${config.host}:${gatewayAddress.port}`,
+        store: store.dialect,
+        registry: registry.kind,
+        redis: redis.private ? 'private' : 'external',
+      },
       'control plane listening',
     );
   } catch (error) {

@@ -24,5 +24,7 @@ export const CONFIG_DEFAULTS: Readonly<Omit<PorticoConfig, 'redisUrlIsDefault'>>
   logLevel: 'info',
   bodyLimit: 1_048_576,
   shutdownTimeoutMs: 10_000,
+  gatewayTimeoutMs: 30_000,
+  gatewayConnectTimeoutMs: 5_000,
   configFile: undefined,
 };

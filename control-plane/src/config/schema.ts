@@ -104,6 +104,22 @@ export const PorticoConfigSchema = Type.Object({
       read: 'duration',
     }),
   }),
+  gatewayTimeoutMs: Type.Number({
+    exclusiveMinimum: 0,
+    ...variable({
+      name: 'PORTICO_GATEWAY_TIMEOUT',
+      expected: 'a positive duration such as "30s" or "1500ms"',
+      read: 'duration',
+    }),
+  }),
+  gatewayConnectTimeoutMs: Type.Number({
+    exclusiveMinimum: 0,
+    ...variable({
+      name: 'PORTICO_GATEWAY_CONNECT_TIMEOUT',
+      expected: 'a positive duration such as "5s" or "500ms"',
+      read: 'duration',
+    }),
+  }),
   configFile: optional(Type.String({ minLength: 1 }), {
     name: 'PORTICO_CONFIG_FILE',
     expected: 'the path of a JSON config file',

@@ -21,11 +21,15 @@ export interface RunningProcess {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** The inherited environment without any PORTICO_* variable, so a developer's settings never leak into a test. */
+/**
+ * The inherited environment without any PORTICO_* variable, so a developer's settings never leak into a
+ * test. The gateway listens on a port of the system's choosing unless a test names one, so that control
+ * planes started side by side never compete for the default gateway port.
+ */
 export function cleanEnv(overrides: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('PORTICO_')) env[key] = value;
-  return { ...env, ...overrides };
+  return { ...env, PORTICO_GATEWAY_PORT: '0', ...overrides };
 }
 
 export function run(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): RunningProcess {

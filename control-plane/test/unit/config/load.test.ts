@@ -45,6 +45,8 @@ describe('loadConfig', () => {
       logLevel: 'info',
       bodyLimit: 1_048_576,
       shutdownTimeoutMs: 10_000,
+      gatewayTimeoutMs: 30_000,
+      gatewayConnectTimeoutMs: 5_000,
       configFile: undefined,
     });
   });
@@ -69,6 +71,8 @@ describe('loadConfig', () => {
       PORTICO_LOG_LEVEL: 'debug',
       PORTICO_BODY_LIMIT: '2048',
       PORTICO_SHUTDOWN_TIMEOUT: '1m30s',
+      PORTICO_GATEWAY_TIMEOUT: '1500ms',
+      PORTICO_GATEWAY_CONNECT_TIMEOUT: '2s',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -84,6 +88,8 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       bodyLimit: 2048,
       shutdownTimeoutMs: 90_000,
+      gatewayTimeoutMs: 1_500,
+      gatewayConnectTimeoutMs: 2_000,
       configFile: undefined,
     });
   });

@@ -1,0 +1,149 @@
+/**
+ * `npm run bench:gateway`: Portico's gateway against nginx, on one machine, in one run.
+ *
+ *   upstream  nginx (1 worker) answering `GET /bench/hello` with a short body: cheap, so the figures are
+ *             the proxies' own cost
+ *   direct    the upstream itself
+ *   nginx     nginx as a reverse proxy (1 worker, keep-alive upstream pool)
+ *   portico   the control plane as `npm start` runs it (the bundle), its gateway routing
+ *             `/bench/hello` to the upstream, registered through the admin API; metrics and trace
+ *             propagation on, as always
+ *
+ * Throughput: wrk with the same connections and duration for all three, in alternating rounds; the best
+ * round of each is printed with the ratio portico/nginx (target ≥ 0.6). Latency at a fixed moderate
+ * load: autocannon at a fixed overall rate against nginx and portico, p50/p99 (target: portico's p99
+ * within 1 ms of nginx's). Needs the Debian packages nginx and wrk.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import { buildControlPlane, freePort, runControlPlane, waitForHttp } from '../test/support/control-plane-process.js';
+
+const run = promisify(execFile);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 5000);
+
+interface WrkFigures {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/** Parse wrk's `--latency` report: requests/s, the 50th and 99th percentile (ms), socket errors and non-2xx. */
+function parseWrk(output: string): WrkFigures {
+  const ms = (text: string | undefined): number => {
+    const match = /([\d.]+)(us|ms|s)/.exec(text ?? '');
+    if (match === null) return NaN;
+    const value = Number(match[1]);
+    return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+  };
+  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? NaN),
+    p50: ms(/\s50%\s+(\S+)/.exec(output)?.[1]),
+    p99: ms(/\s99%\s+(\S+)/.exec(output)?.[1]),
+    errors: (errors === null ? 0 : errors.slice(1).reduce((sum, n) => sum + Number(n), 0)) + Number(non2xx?.[1] ?? 0),
+  };
+}
+
+async function wrk(url: string, seconds = DURATION_S): Promise<WrkFigures> {
+  const { stdout } = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]);
+  return parseWrk(stdout);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'portico-bench-gateway-'));
+const [upstreamPort, nginxPort, port, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+const token = `bench-${randomBytes(24).toString('hex')}`;
+const children: ChildProcess[] = [];
+let controlPlane: ReturnType<typeof runControlPlane> | undefined;
+
+try {
+  for (const [name, server] of [
+    ['upstream', `server { listen 127.0.0.1:${upstreamPort}; location / { default_type text/plain; return 200 "hello from the upstream\\n"; } }`],
+    [
+      'proxy',
+      `upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server { listen 127.0.0.1:${nginxPort}; location /bench/ { proxy_pass http://backend/; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+    ],
+  ] as const) {
+    const conf = join(dir, `${name}.conf`);
+    await writeFile(
+      conf,
+      `worker_processes 1;
+daemon off;
+pid ${join(dir, `${name}.pid`)};
+error_log ${join(dir, `${name}.error.log`)} warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/${name}-body;
+  proxy_temp_path ${dir}/${name}-proxy;
+  keepalive_requests 1000000;
+  ${server}
+}`,
+    );
+    children.push(spawn('nginx', ['-p', dir, '-c', conf, '-e', join(dir, `${name}.error.log`)], { stdio: 'inherit' }));
+  }
+
+  await buildControlPlane();
+  controlPlane = runControlPlane(
+    { PORTICO_PORT: String(port), PORTICO_GATEWAY_PORT: String(gatewayPort), PORTICO_DATA_DIR: join(dir, 'portico'), PORTICO_ADMIN_TOKEN: token, PORTICO_LOG_LEVEL: 'warn' },
+    { built: true },
+  );
+  await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+  const registered = await fetch(`http://127.0.0.1:${port}/api/v1/instances/bench-1`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ service: 'bench', address: '127.0.0.1', port: upstreamPort, checks: [{ kind: 'ttl', ttl: '10m', status: 'passing' }] }),
+  });
+  if (!registered.ok) throw new Error(`registering the upstream failed: ${registered.status} ${await registered.text()}`);
+
+  const targets = {
+    direct: `http://127.0.0.1:${upstreamPort}/hello`,
+    nginx: `http://127.0.0.1:${nginxPort}/bench/hello`,
+    portico: `http://127.0.0.1:${gatewayPort}/bench/hello`,
+  } as const;
+  for (const url of Object.values(targets)) await waitForHttp(url);
+
+  // Warm-up: connections, JIT.
+  for (const url of Object.values(targets)) await wrk(url, 2);
+
+  const best: Record<keyof typeof targets, WrkFigures[]> = { direct: [], nginx: [], portico: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of Object.keys(targets) as Array<keyof typeof targets>) best[name].push(await wrk(targets[name]));
+  }
+  const top = (name: keyof typeof targets) => best[name].reduce((a, b) => (b.rps > a.rps ? b : a));
+
+  const fixed = async (url: string) => {
+    const result = await autocannon({ url, connections: 16, duration: DURATION_S, overallRate: FIXED_RATE });
+    return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx };
+  };
+  const fixedNginx = await fixed(targets.nginx);
+  const fixedPortico = await fixed(targets.portico);
+
+  const f = (n: number, digits = 2) => n.toFixed(digits).padStart(10);
+  console.log(`\ngateway: ${ROUNDS} alternating rounds of wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s (best round of each), one 2-core machine`);
+  console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}   every round's req/s`);
+  for (const name of Object.keys(targets) as Array<keyof typeof targets>) {
+    const t = top(name);
+    console.log(`${name.padEnd(10)}${f(t.rps, 0)}${f(t.p50)}${f(t.p99)}${f(t.errors, 0)}   ${best[name].map((r) => r.rps.toFixed(0)).join(' / ')}`);
+  }
+  console.log(`ratio portico/nginx (req/s): ${(top('portico').rps / top('nginx').rps).toFixed(2)}   target ≥ 0.60`);
+  console.log(`\nfixed load: autocannon, 16 connections, ${FIXED_RATE} req/s for ${DURATION_S} s`);
+  console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}`);
+  for (const [name, r] of [['nginx', fixedNginx], ['portico', fixedPortico]] as const) console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}`);
+  console.log(`p99 portico − nginx: ${(fixedPortico.p99 - fixedNginx.p99).toFixed(2)} ms   target ≤ 1 ms`);
+} finally {
+  await controlPlane?.stop('SIGTERM');
+  for (const child of children) child.kill('SIGQUIT');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,96 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import { type Registry } from 'prom-client';
+import { type RegistryBackend } from '../registry/registry-backend.js';
+import { type BalancerKind } from './balancers/balancer.js';
+import { GatewayMetrics } from './gateway-metrics.js';
+import { RegistryProvider, type TargetSnapshot } from './providers/registry-provider.js';
+import { GatewayProxy } from './proxy.js';
+import { RouteTable } from './route-table.js';
+import { UpstreamPools } from './upstream.js';
+
+export interface GatewayOptions {
+  registry: Pick<RegistryBackend, 'services' | 'instances' | 'subscribe'>;
+  /** Where the gateway's metrics are registered (the control plane's registry when run in-process). */
+  metricsRegistry: Registry;
+  logger?: { info(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+  balancer?: BalancerKind;
+  /** Per attempt: how long an instance may take to start answering (default 30 s). */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Attempts per request, the first included (default 3). */
+  maxAttempts?: number;
+  /** Connections per instance (default 128). */
+  connectionsPerInstance?: number;
+  /** Idle keep-alive connections to instances are closed after this long (default 30 s). */
+  keepAliveTimeoutMs?: number;
+}
+
+/**
+ * The data plane: `http://gateway/<service>/<path>` reaches a passing instance of `<service>` with
+ * `<path>`. A `RegistryProvider` follows the registry's events and publishes target snapshots; each is
+ * turned into a `RouteTable` off the request path and swapped in; `GatewayProxy` serves requests from
+ * whatever table is current. It listens on its own port and serves nothing but proxied requests: the
+ * admin API and the Consul-compatible API are never reachable through it.
+ */
+export class Gateway {
+  readonly #options: GatewayOptions;
+  readonly #pools: UpstreamPools;
+  readonly #provider: RegistryProvider;
+  readonly #server: Server;
+  #table = RouteTable.empty;
+
+  constructor(options: GatewayOptions) {
+    this.#options = options;
+    this.#pools = new UpstreamPools({
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
+      connections: options.connectionsPerInstance ?? 128,
+    });
+    this.#provider = new RegistryProvider({ registry: options.registry, publish: (snapshot) => this.#swap(snapshot), logger: options.logger });
+    const proxy = new GatewayProxy({
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      maxAttempts: options.maxAttempts ?? 3,
+      retryBudgetRatio: 0.2,
+      metrics: new GatewayMetrics(options.metricsRegistry),
+      routes: () => this.#table,
+    });
+    this.#server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, proxy.handle);
+  }
+
+  /** The table requests are routed by now. */
+  get routes(): RouteTable {
+    return this.#table;
+  }
+
+  /** Follow the registry (the first full read included) and listen. */
+  async listen(options: { host: string; port: number }): Promise<AddressInfo> {
+    await this.#provider.start();
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(options.port, options.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.#server.address() as AddressInfo;
+  }
+
+  /** Resolves once every registry change seen so far is in the route table. */
+  settled(): Promise<void> {
+    return this.#provider.settled();
+  }
+
+  /** Stop accepting connections, let in-flight requests finish, then close the upstream pools. */
+  async close(): Promise<void> {
+    this.#provider.close();
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    await closed;
+    await this.#pools.close();
+  }
+
+  #swap(snapshot: TargetSnapshot): void {
+    this.#table = RouteTable.build(snapshot, this.#table, this.#pools, this.#options.balancer ?? 'round_robin');
+  }
+}

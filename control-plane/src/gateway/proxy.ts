@@ -1,0 +1,279 @@
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Dispatcher } from 'undici';
+import { type ErrorCode, ErrorCatalogue } from '../errors.js';
+import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
+import { type GatewayMetrics } from './gateway-metrics.js';
+import { OutlierDetector } from './outlier-detector.js';
+import { normaliseRequestPath, splitServicePath } from './request-path.js';
+import { RetryBudget } from './retry-budget.js';
+import { type RouteTable, type ServiceRoute } from './route-table.js';
+import { type Upstream } from './upstream.js';
+
+export interface ProxyOptions {
+  /** Time allowed for an instance to start answering (response headers), per attempt. */
+  requestTimeoutMs: number;
+  /** At most this many attempts per request (1: no retries). */
+  maxAttempts: number;
+  /** Retries allowed as a share of requests (0.2: at most 20 % extra load). */
+  retryBudgetRatio: number;
+}
+
+/** The route label of the discovery rule, `/<service>/<path>`. */
+const DISCOVERY_ROUTE = 'discovery';
+/** The service label of requests that named no routed service, so arbitrary paths never become label values. */
+const NO_SERVICE = '(none)';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Failures that happened before the instance could have seen the request: safe to send to another one. */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+function errorKind(error: { code?: string }): 'timeout' | 'connect' | 'reset' {
+  if (error.code === 'UND_ERR_HEADERS_TIMEOUT' || error.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (error.code === 'ECONNREFUSED' || error.code === 'UND_ERR_CONNECT_TIMEOUT' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH') return 'connect';
+  return 'reset';
+}
+
+/** Does the request carry a body? (RFC 9112, 6.3: only Content-Length or Transfer-Encoding say so.) */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * The gateway's request path: normalise the path, find the service's route (one map lookup), pick an
+ * instance, and forward the request over the instance's keep-alive pool with undici's dispatcher,
+ * streaming both bodies with backpressure and no intermediate streams. A connection failure before the
+ * instance saw the request is retried on another instance when the request may be repeated.
+ */
+export class GatewayProxy {
+  readonly #options: ProxyOptions;
+  readonly #metrics: GatewayMetrics;
+  readonly #routes: () => RouteTable;
+  readonly #budget: RetryBudget;
+  readonly #detector: OutlierDetector;
+  readonly #proto: string;
+
+  constructor(options: ProxyOptions & { metrics: GatewayMetrics; routes: () => RouteTable; tls?: boolean }) {
+    this.#options = options;
+    this.#metrics = options.metrics;
+    this.#routes = options.routes;
+    this.#budget = new RetryBudget({ ratio: options.retryBudgetRatio });
+    this.#detector = new OutlierDetector({ onEject: (service) => options.metrics.ejections.inc({ service }) });
+    this.#proto = options.tls === true ? 'https' : 'http';
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    const normalised = normaliseRequestPath(req.url ?? '/');
+    if (!normalised.ok) {
+      this.#fail(res, 'PORTICO_ERR_GATEWAY_BAD_PATH', `The request path cannot be routed safely: ${normalised.problem}.`);
+      this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 400, (performance.now() - started) / 1000);
+      return;
+    }
+    const { service, rest } = splitServicePath(normalised.path);
+    const route = this.#routes().route(service);
+    if (route === undefined) {
+      this.#fail(res, 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', `No service "${service}" is routed here.`);
+      this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 404, (performance.now() - started) / 1000);
+      return;
+    }
+    const exchange = new Exchange(this, req, res, route, method, `${rest}${normalised.query}`, started);
+    exchange.attempt();
+  };
+
+  get options(): ProxyOptions {
+    return this.#options;
+  }
+
+  get metrics(): GatewayMetrics {
+    return this.#metrics;
+  }
+
+  get budget(): RetryBudget {
+    return this.#budget;
+  }
+
+  get detector(): OutlierDetector {
+    return this.#detector;
+  }
+
+  get proto(): string {
+    return this.#proto;
+  }
+
+  #fail(res: ServerResponse, code: ErrorCode, message: string): void {
+    sendError(res, code, message);
+  }
+}
+
+/** Answer with the error catalogue's JSON shape, unless the response has started already. */
+export function sendError(res: ServerResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const statusCode = ErrorCatalogue[code].status;
+  const body = JSON.stringify({ code, message, statusCode });
+  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+/**
+ * One client request on its way through the gateway, across its attempts. It is the undici dispatch
+ * handler itself, so forwarding allocates no per-request closures beyond the ones undici needs.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly #proxy: GatewayProxy;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #route: ServiceRoute;
+  readonly #method: string;
+  readonly #path: string;
+  readonly #started: number;
+  readonly #retryable: boolean;
+  readonly #hasBody: boolean;
+  #headers: string[] | undefined;
+  #upstream: Upstream | undefined;
+  #tried: Set<Upstream> | undefined;
+  #attempts = 0;
+  #abort: ((reason?: Error) => void) | undefined;
+  #responded = false;
+  #done = false;
+
+  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, route: ServiceRoute, method: string, path: string, started: number) {
+    this.#proxy = proxy;
+    this.#req = req;
+    this.#res = res;
+    this.#route = route;
+    this.#method = method;
+    this.#path = path;
+    this.#started = started;
+    this.#hasBody = hasBody(req);
+    // A body streams straight through, so it cannot be sent twice: only body-less requests are retried.
+    this.#retryable = !this.#hasBody && (IDEMPOTENT.has(method) || req.headers['idempotency-key'] !== undefined);
+    if (!this.#hasBody) req.resume();
+    proxy.metrics.inflightOf(route.service).inc();
+    res.once('close', this.#onClientClose);
+  }
+
+  attempt(): void {
+    const upstream = this.#route.balancer.pick(this.#route.upstreams, this.#tried);
+    if (upstream === undefined) {
+      this.#finish(
+        this.#attempts === 0 ? 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE' : 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE',
+        this.#attempts === 0 ? `The service "${this.#route.service}" has no instance passing its health checks.` : `No instance of "${this.#route.service}" could be reached.`,
+      );
+      return;
+    }
+    this.#attempts += 1;
+    this.#upstream = upstream;
+    upstream.inflight += 1;
+    this.#headers ??= forwardRequestHeaders(this.#req.rawHeaders, {
+      remoteAddress: this.#req.socket.remoteAddress ?? '',
+      proto: this.#proxy.proto,
+      prefix: `/${this.#route.service}`,
+    });
+    const { requestTimeoutMs } = this.#proxy.options;
+    upstream.pool.dispatch(
+      {
+        origin: upstream.origin,
+        method: this.#method,
+        path: this.#path,
+        headers: this.#headers,
+        body: this.#hasBody ? this.#req : null,
+        headersTimeout: requestTimeoutMs,
+        // A long-lived stream (Server-Sent Events) is not cut: the timeout covers the wait for the answer.
+        bodyTimeout: 0,
+      },
+      this,
+    );
+  }
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#done) abort();
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
+    if (this.#done) return false;
+    this.#responded = true;
+    const upstream = this.#upstream as Upstream;
+    if (statusCode >= 500) this.#proxy.detector.failure(this.#route, upstream);
+    else this.#proxy.detector.success(upstream);
+    const res = this.#res;
+    res.writeHead(statusCode, statusMessage, forwardResponseHeaders(rawHeaders));
+    res.on('drain', resume);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    return this.#res.write(chunk);
+  }
+
+  onComplete(): void {
+    this.#release();
+    this.#res.end();
+    this.#record(this.#res.statusCode);
+  }
+
+  onError(error: Error & { code?: string }): void {
+    const upstream = this.#upstream;
+    this.#release();
+    if (this.#done) return;
+    if (upstream !== undefined && !this.#responded) this.#proxy.detector.failure(this.#route, upstream);
+    const metrics = this.#proxy.metrics;
+    const kind = errorKind(error);
+    metrics.upstreamErrors.inc({ service: this.#route.service, kind });
+    if (this.#responded) {
+      // The answer broke off half-way: the client can only see the connection close.
+      this.#res.destroy(error);
+      this.#record(502);
+      return;
+    }
+    const connectFailure = error.code !== undefined && CONNECT_FAILURES.has(error.code);
+    if (
+      connectFailure &&
+      this.#retryable &&
+      this.#attempts < this.#proxy.options.maxAttempts &&
+      this.#route.upstreams.length > this.#attempts &&
+      this.#proxy.budget.tryWithdraw()
+    ) {
+      (this.#tried ??= new Set()).add(upstream as Upstream);
+      metrics.retries.inc({ service: this.#route.service });
+      this.attempt();
+      return;
+    }
+    if (kind === 'timeout') this.#finish('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', `"${this.#route.service}" did not answer within ${this.#proxy.options.requestTimeoutMs} ms.`);
+    else this.#finish(connectFailure ? 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE' : 'PORTICO_ERR_GATEWAY_UPSTREAM_FAILED', `No answer from "${this.#route.service}" (${error.code ?? error.message}).`);
+  }
+
+  readonly #onClientClose = (): void => {
+    if (this.#res.writableFinished) return;
+    // The client went away: stop the upstream exchange too.
+    if (!this.#done) this.#record(499);
+    this.#abort?.();
+  };
+
+  #release(): void {
+    if (this.#upstream !== undefined) {
+      this.#upstream.inflight -= 1;
+      this.#upstream = undefined;
+    }
+  }
+
+  #finish(code: ErrorCode, message: string): void {
+    sendError(this.#res, code, message);
+    this.#record(ErrorCatalogue[code].status);
+  }
+
+  #record(statusCode: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#proxy.budget.deposit();
+    const metrics = this.#proxy.metrics;
+    metrics.inflightOf(this.#route.service).dec();
+    metrics.observe(this.#route.service, DISCOVERY_ROUTE, this.#method, statusCode, (performance.now() - this.#started) / 1000);
+  }
+}

@@ -1,0 +1,311 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONTROL_PLANE_DIR, freePort, run, runControlPlane, type RunningProcess, waitForHttp, cleanEnv } from '../support/control-plane-process.js';
+
+/**
+ * The gateway with real processes: the control plane (its gateway on its own port), and upstream
+ * services each in a process of its own, registered through the admin API.
+ */
+
+const token = `gw-${randomBytes(24).toString('hex')}`;
+let controlPlane: RunningProcess;
+let dataDir: string;
+let api: string;
+let gatewayPort: number;
+let gateway: string;
+const upstreams: RunningProcess[] = [];
+
+async function startUpstream(name: string): Promise<{ name: string; port: number; process: RunningProcess }> {
+  const port = await freePort();
+  const child = run(process.execPath, ['--import', 'tsx', join(CONTROL_PLANE_DIR, 'test', 'support', 'test-upstream.ts')], {
+    cwd: CONTROL_PLANE_DIR,
+    env: cleanEnv({ UPSTREAM_NAME: name, UPSTREAM_PORT: String(port) }),
+  });
+  upstreams.push(child);
+  await child.waitForOutput(`listening ${name}`);
+  return { name, port, process: child };
+}
+
+async function register(service: string, id: string, port: number): Promise<void> {
+  const res = await fetch(`${api}/api/v1/instances/${id}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ service, address: '127.0.0.1', port, checks: [{ kind: 'ttl', ttl: '5m', status: 'passing' }] }),
+  });
+  expect(res.status).toBe(201);
+}
+
+async function deregister(id: string): Promise<void> {
+  const res = await fetch(`${api}/api/v1/instances/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(204);
+}
+
+async function countOf(port: number): Promise<number> {
+  return Number(await (await fetch(`http://127.0.0.1:${port}/__count`)).text());
+}
+
+/** Poll `path` through the gateway until every name in `names` has answered. */
+async function routable(path: string, names: string[]): Promise<void> {
+  const seen = new Set<string>();
+  const deadline = Date.now() + 5_000;
+  while (seen.size < names.length) {
+    if (Date.now() > deadline) throw new Error(`only ${[...seen].join(', ')} answered ${path}`);
+    const res = await fetch(`${gateway}${path}`);
+    if (res.status === 200) seen.add(await res.text());
+    else await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Send bytes as they are (no client normalises them) and read the answer's status line and body. */
+function raw(text: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(gatewayPort, '127.0.0.1');
+    let received = '';
+    socket.setTimeout(3_000, () => socket.destroy(new Error(`no answer to ${JSON.stringify(text.slice(0, 60))}`)));
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+      const end = received.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(received)?.[1];
+      if (end >= 0 && length !== undefined && received.length >= end + 4 + Number(length)) socket.end();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 0), body: received.slice(received.indexOf('\r\n\r\n') + 4) }));
+    socket.write(text, 'latin1');
+  });
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'portico-gateway-'));
+  const port = await freePort();
+  gatewayPort = await freePort();
+  api = `http://127.0.0.1:${port}`;
+  gateway = `http://127.0.0.1:${gatewayPort}`;
+  controlPlane = runControlPlane({
+    PORTICO_PORT: String(port),
+    PORTICO_GATEWAY_PORT: String(gatewayPort),
+    PORTICO_GATEWAY_TIMEOUT: '1s',
+    PORTICO_DATA_DIR: dataDir,
+    PORTICO_ADMIN_TOKEN: token,
+    PORTICO_LOG_LEVEL: 'warn',
+  });
+  await waitForHttp(`${api}/healthz`);
+}, 30_000);
+
+afterAll(async () => {
+  await controlPlane?.stop('SIGTERM');
+  await Promise.all(upstreams.map((child) => child.stop('SIGKILL')));
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('gateway', () => {
+  it('spreads requests over every passing instance, and serves none of the control plane\'s own routes', async () => {
+    const service = `spread-${randomUUID().slice(0, 8)}`;
+    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
+    for (const upstream of started) await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, started.map((u) => u.name));
+
+    const before = await Promise.all(started.map((u) => countOf(u.port)));
+    const answers = await Promise.all(Array.from({ length: 300 }, async () => (await fetch(`${gateway}/${service}/whoami`)).text()));
+    const after = await Promise.all(started.map((u) => countOf(u.port)));
+    const served = after.map((n, i) => n - (before[i] as number));
+    expect(served.reduce((sum, n) => sum + n, 0)).toBe(300);
+    for (const n of served) expect(n).toBe(100);
+    expect(new Set(answers)).toEqual(new Set(started.map((u) => u.name)));
+
+    for (const path of ['/api/v1/me', '/v1/agent/self', '/metrics', '/healthz']) {
+      const res = await fetch(`${gateway}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status, path).toBe(404);
+      expect(((await res.json()) as { code: string }).code).toBe('PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND');
+    }
+  }, 30_000);
+
+  it('loses no GET when an instance is killed -9 under steady load', async () => {
+    const service = `kill-${randomUUID().slice(0, 8)}`;
+    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
+    for (const upstream of started) await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, started.map((u) => u.name));
+
+    const agent = new Agent({ connections: 8 });
+    const failures: string[] = [];
+    let sent = 0;
+    let stop = false;
+    const load = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        sent += 1;
+        try {
+          const res = await request(`${gateway}/${service}/slow/5`, { dispatcher: agent });
+          const body = await res.body.text();
+          if (res.statusCode !== 200) failures.push(`${res.statusCode} ${body}`);
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await started[0]!.process.stop('SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    stop = true;
+    await Promise.all(load);
+    await agent.close();
+    expect(sent).toBeGreaterThan(300);
+    expect(failures).toEqual([]);
+  }, 30_000);
+
+  it('does not retry 5xx answers: the upstream load stays at the offered load', async () => {
+    const service = `unwell-${randomUUID().slice(0, 8)}`;
+    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
+    for (const upstream of started) await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, started.map((u) => u.name));
+    const before = await Promise.all(started.map((u) => countOf(u.port)));
+
+    const statuses = await Promise.all(Array.from({ length: 200 }, async () => (await fetch(`${gateway}/${service}/status/503`)).status));
+    const after = await Promise.all(started.map((u) => countOf(u.port)));
+    const load = after.reduce((sum, n, i) => sum + n - (before[i] as number), 0);
+    expect(statuses.every((status) => status === 503)).toBe(true);
+    expect(load).toBeLessThanOrEqual(1.2 * 200);
+  }, 30_000);
+
+  it('answers 504 at the route timeout when an instance hangs', async () => {
+    const service = `hang-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, [upstream.name]);
+    const t0 = Date.now();
+    const res = await fetch(`${gateway}/${service}/hang`);
+    const elapsed = Date.now() - t0;
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as { code: string }).code).toBe('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT');
+    expect(elapsed).toBeGreaterThanOrEqual(950);
+    expect(elapsed).toBeLessThan(3_000);
+  }, 30_000);
+
+  it('lets in-flight requests finish and sends new ones elsewhere when an instance is deregistered under load', async () => {
+    const service = `drain-${randomUUID().slice(0, 8)}`;
+    const started = await Promise.all(['a', 'b'].map((n) => startUpstream(`${service}-${n}`)));
+    for (const upstream of started) await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, started.map((u) => u.name));
+
+    const agent = new Agent({ connections: 8, pipelining: 1 });
+    const failures: string[] = [];
+    const served: string[] = [];
+    let stop = false;
+    const load = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        try {
+          const res = await request(`${gateway}/${service}/slow/200`, { dispatcher: agent });
+          const body = await res.body.text();
+          if (res.statusCode === 200) served.push(body);
+          else failures.push(`${res.statusCode} ${body}`);
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await deregister(started[0]!.name);
+    const leftAt = served.length;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    stop = true;
+    await Promise.all(load);
+    await agent.close();
+    expect(failures).toEqual([]);
+    // Requests in flight at the deregistration finished on the leaving instance; later ones went to the other.
+    expect(served.slice(leftAt + 8)).not.toContain(started[0]!.name);
+    expect(served.slice(leftAt + 8).length).toBeGreaterThan(10);
+  }, 30_000);
+
+  describe('paths and headers', () => {
+    let catalog: { name: string; port: number };
+    let user: { name: string; port: number };
+
+    beforeAll(async () => {
+      catalog = await startUpstream('catalog-1');
+      user = await startUpstream('user-1');
+      await register('catalog', catalog.name, catalog.port);
+      await register('user', user.name, user.port);
+      await routable('/catalog/whoami', [catalog.name]);
+      await routable('/user/whoami', [user.name]);
+    }, 30_000);
+
+    it.each([
+      ['/catalog/echo/../echo/items', 'catalog-1', '/echo/items'],
+      ['/catalog/echo/%2e%2e/%2e%2e/user/echo/secrets', 'user-1', '/echo/secrets'],
+      ['/catalog/..;/user/echo/x', 'user-1', '/echo/x'],
+      ['/catalog//echo///a', 'catalog-1', '/echo/a'],
+      ['/catalog\\echo\\b', 'catalog-1', '/echo/b'],
+      ['/catalog/echo;jsessionid=1/c?q=%2F..', 'catalog-1', '/echo/c?q=%2F..'],
+      ['/catalog/echo/b%2e%2e/c', 'catalog-1', '/echo/b../c'],
+    ])('routes %s to %s with exactly the path it routed (%s)', async (path, name, forwarded) => {
+      const res = await raw(`GET ${path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`);
+      expect(res.status).toBe(200);
+      const echo = JSON.parse(res.body) as { name: string; path: string };
+      expect(echo.name).toBe(name);
+      expect(echo.path).toBe(forwarded);
+    });
+
+    it.each([
+      ['/catalog/..%2f..%2fuser/echo'],
+      ['/catalog%2f..%2fuser/echo'],
+      ['/catalog/%5c..%5cuser/echo'],
+      ['/catalog/echo/%zz'],
+      ['/catalog/echo/%00'],
+    ])('refuses %s with 400 and forwards nothing', async (path) => {
+      const before = (await countOf(catalog.port)) + (await countOf(user.port));
+      const res = await raw(`GET ${path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n`);
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.body)).toMatchObject({ code: 'PORTICO_ERR_GATEWAY_BAD_PATH' });
+      expect((await countOf(catalog.port)) + (await countOf(user.port))).toBe(before);
+    });
+
+    it.each([
+      ['Content-Length with Transfer-Encoding', 'POST /catalog/echo HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
+      ['two different Content-Lengths', 'POST /catalog/echo HTTP/1.1\r\nHost: gw\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde'],
+      ['a bad chunk size', 'POST /catalog/echo HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n'],
+      ['obs-fold', 'GET /catalog/echo HTTP/1.1\r\nHost: gw\r\nX-Folded: a\r\n b\r\n\r\n'],
+      ['a bare CR', 'GET /catalog/echo HTTP/1.1\r\nHost: gw\rX-Evil: 1\r\n\r\n'],
+      ['a NUL in a header', 'GET /catalog/echo HTTP/1.1\r\nHost: gw\r\nX-Evil: a\u0000b\r\n\r\n'],
+      ['Transfer-Encoding other than chunked last', 'POST /catalog/echo HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
+      ['a space before the colon', 'GET /catalog/echo HTTP/1.1\r\nHost: gw\r\nContent-Length : 0\r\n\r\n'],
+    ])('answers a smuggling attempt (%s) with 400 and forwards nothing', async (_name, text) => {
+      const before = (await countOf(catalog.port)) + (await countOf(user.port));
+      const res = await raw(text);
+      expect(res.status).toBe(400);
+      expect((await countOf(catalog.port)) + (await countOf(user.port))).toBe(before);
+    });
+
+    it('keeps its own forwarding headers whatever the client names in Connection, and continues the trace', async () => {
+      const res = await raw(
+        'GET /catalog/echo HTTP/1.1\r\nHost: gw.example\r\nConnection: close, X-Forwarded-For, Forwarded, X-Secret\r\nX-Forwarded-For: 6.6.6.6\r\nX-Secret: s\r\n' +
+          'traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n',
+      );
+      expect(res.status).toBe(200);
+      const { headers } = JSON.parse(res.body) as { headers: Record<string, string> };
+      expect(headers['x-forwarded-for']).toBe('127.0.0.1');
+      expect(headers.forwarded).toBe('for=127.0.0.1;proto=http;host="gw.example"');
+      expect(headers['x-forwarded-host']).toBe('gw.example');
+      expect(headers['x-forwarded-proto']).toBe('http');
+      expect(headers['x-forwarded-prefix']).toBe('/catalog');
+      expect(headers['x-secret']).toBeUndefined();
+      expect(headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
+    });
+
+    it('answers 404 for an unknown service and 503 for a service with no passing instance', async () => {
+      expect((await fetch(`${gateway}/no-such-service/x`)).status).toBe(404);
+      const res = await fetch(`${api}/api/v1/instances/${catalog.name}/maintenance`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ enabled: true, reason: 'test' }),
+      });
+      expect(res.status).toBe(200);
+      const deadline = Date.now() + 2_000;
+      let status = 0;
+      while (Date.now() < deadline && status !== 503) status = (await fetch(`${gateway}/catalog/whoami`)).status;
+      expect(status).toBe(503);
+    });
+  });
+});

@@ -1,0 +1,42 @@
+/**
+ * A small HTTP service for gateway tests, run as its own process (so a test can kill -9 it):
+ * `node --import tsx test-upstream.ts` with UPSTREAM_NAME and UPSTREAM_PORT. Routes:
+ *   /whoami        its name
+ *   /echo/...      JSON: its name, the method, the path it received, the headers
+ *   /status/:code  an empty answer with that status
+ *   /slow/:ms      its name after that many milliseconds
+ *   /hang          never answers
+ * and, on its own port only (never through a gateway), /__count: how many requests it has seen.
+ */
+import { createServer } from 'node:http';
+
+const name = process.env.UPSTREAM_NAME ?? 'upstream';
+let count = 0;
+
+const server = createServer((req, res) => {
+  const url = req.url ?? '/';
+  if (url === '/__count') {
+    res.end(String(count));
+    return;
+  }
+  count += 1;
+  req.resume();
+  if (url === '/whoami') {
+    res.end(name);
+  } else if (url.startsWith('/echo')) {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ name, method: req.method, path: url, headers: req.headers, rawHeaders: req.rawHeaders }));
+  } else if (url.startsWith('/status/')) {
+    res.statusCode = Number(url.slice('/status/'.length));
+    res.end();
+  } else if (url.startsWith('/slow/')) {
+    setTimeout(() => res.end(name), Number(url.slice('/slow/'.length)));
+  } else if (url === '/hang') {
+    // never answers
+  } else {
+    res.statusCode = 404;
+    res.end();
+  }
+});
+server.keepAliveTimeout = 60_000;
+server.listen(Number(process.env.UPSTREAM_PORT), '127.0.0.1', () => process.stdout.write(`listening ${name}\n`));
