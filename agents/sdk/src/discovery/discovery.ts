@@ -3,20 +3,12 @@ import { type Duration } from '../agent-options.js';
 import { ControlPlaneClient } from '../control-plane-client.js';
 import { parseDuration } from '../duration.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { type HealthStatus, type InstanceView, type RegistryEventData, type RegistrySnapshot } from '../registry-types.js';
+import { type InstanceView, type RegistryEventData, type RegistrySnapshot } from '../registry-types.js';
 import { EventStream } from './event-stream.js';
 import { type SseEvent } from './sse-parser.js';
 
 /** An instance of a service, as discovery hands it out. */
-export interface ResolvedInstance {
-  id: string;
-  service: string;
-  address: string;
-  port: number;
-  tags: string[];
-  meta: Record<string, string>;
-  health: HealthStatus;
-}
+export type ResolvedInstance = Pick<InstanceView, 'id' | 'service' | 'address' | 'port' | 'tags' | 'meta' | 'health'>;
 
 /** What `createDiscovery` takes. */
 export interface DiscoveryOptions {

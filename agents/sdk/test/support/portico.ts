@@ -7,9 +7,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort, runControlPlane, type RunningProcess, waitForHttp } from '../../../../control-plane/test/support/control-plane-process.js';
 
 export { freePort, run, type RunningProcess, waitForHttp, REPO_ROOT, cleanEnv } from '../../../../control-plane/test/support/control-plane-process.js';
+
+/** Polling granularity of a test's `waitFor` plus one request to the control plane: added to a timing bound. */
+export const OBSERVATION_MS = 100;
+
+/**
+ * Time for a control plane that has just started to answer a re-registration and the heartbeat after
+ * it (its first requests compile their code paths). An agent sends them within one interval of the
+ * restart, as its retry delay is capped at the interval; this is the allowance on top.
+ */
+export const COLD_ANSWER_MS = 300;
 
 /** Resolve after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -184,4 +195,19 @@ export class HealthService {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/**
+ * A control plane and a health service for a test file: started before its tests, closed after them.
+ * Read them inside tests (`portico.controlPlane`), once the hooks have run.
+ */
+export function usePortico(options: { logLevel?: string } = {}): { controlPlane: ControlPlane; service: HealthService } {
+  const context = {} as { controlPlane: ControlPlane; service: HealthService };
+  beforeAll(async () => {
+    [context.controlPlane, context.service] = await Promise.all([ControlPlane.start(options), HealthService.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([context.controlPlane?.close(), context.service?.close()]);
+  });
+  return context;
 }
