@@ -57,6 +57,11 @@ export const ErrorCatalogue = {
   // Configuration (reported at start-up, never over HTTP).
   PORTICO_ERR_CONFIG_INVALID: define(500, 'The configuration is not valid.'),
 
+  // Gateway routes (admin API).
+  PORTICO_ERR_ROUTE_NOT_FOUND: define(404, 'No route has that id.'),
+  PORTICO_ERR_ROUTE_NAME_TAKEN: define(409, 'A route with that name exists already.'),
+  PORTICO_ERR_ROUTE_CONFLICT: define(409, 'Another route matches the same requests (same host, path prefix and a method in common).'),
+
   // Gateway (answers on the gateway port, in the same JSON shape).
   PORTICO_ERR_GATEWAY_BAD_PATH: define(400, 'The request path cannot be routed safely.'),
   PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND: define(404, 'No service by that name is routed here.'),

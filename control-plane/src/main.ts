@@ -12,6 +12,7 @@ import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
+import { RouteService } from './gateway/route-service.js';
 import { ConsulRegistryBackend } from './registry/backends/consul-registry-backend.js';
 import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
 import { HealthChecker } from './registry/health/health-checker.js';
@@ -126,7 +127,8 @@ async function start(): Promise<void> {
     else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
 
     const metrics = new Metrics();
-    const app = await buildApp({ store, registry, broker, metrics, logger, bodyLimit: config.bodyLimit, version: packageJson.version });
+    const routes = new RouteService(store);
+    const app = await buildApp({ store, registry, broker, metrics, logger, routes, bodyLimit: config.bodyLimit, version: packageJson.version });
     // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
     closers.push({ name: 'http', close: () => app.close() });
     await app.listen({ host: config.host, port: config.port });
@@ -136,6 +138,7 @@ async function start(): Promise<void> {
     // The data plane, on its own port: nothing but proxied requests are served there.
     const gateway = new Gateway({
       registry,
+      routes,
       metricsRegistry: metrics.registry,
       logger,
       requestTimeoutMs: config.gatewayTimeoutMs,

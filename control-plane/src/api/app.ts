@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { TokenService } from '../auth/token-service.js';
 import { consulApi } from '../consul-api/consul-api.js';
 import { PorticoError } from '../errors.js';
+import { RouteService } from '../gateway/route-service.js';
 import { type RegistryBackend } from '../registry/registry-backend.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Store } from '../store/store.js';
@@ -12,6 +13,7 @@ import { type Metrics } from '../telemetry/metrics.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handler.js';
 import { auditRoutes } from './routes/audit.js';
+import { gatewayRouteRoutes } from './routes/gateway-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -31,6 +33,8 @@ export interface AppDeps {
   broker: { ping(): Promise<void> };
   metrics: Metrics;
   logger: FastifyBaseLogger;
+  /** The gateway's explicit routes; share it with the gateway so changes apply at once (default: one over `store`). */
+  routes?: RouteService;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   bodyLimit?: number;
   version?: string;
@@ -112,6 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(tokenRoutes, { tokens });
       await api.register(auditRoutes, { audit: deps.store.audit });
       await api.register(registryRoutes, { registry });
+      await api.register(gatewayRouteRoutes, { routes: deps.routes ?? new RouteService(deps.store) });
     },
     { prefix: '/api/v1' },
   );

@@ -13,6 +13,8 @@ export const PERMISSIONS = {
   'registry:read': ['admin', 'operator', 'viewer', 'agent'],
   // Agents also need the service named in their token; see mayManageService.
   'registry:write': ['admin', 'operator', 'agent'],
+  'routes:read': ['admin', 'operator', 'viewer'],
+  'routes:write': ['admin', 'operator'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

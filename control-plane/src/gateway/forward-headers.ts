@@ -15,7 +15,7 @@ export interface ForwardContext {
   remoteAddress: string;
   /** `http` or `https`, as the client reached the gateway. */
   proto: string;
-  /** The service's prefix, `/<service>`. */
+  /** What the route took off the front of the path (`/<service>` for the discovery rule); empty: nothing. */
   prefix: string;
 }
 
@@ -69,12 +69,11 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
     `${forwarded === undefined ? '' : `${forwarded}, `}for=${forNode};proto=${context.proto}${host === '' ? '' : `;host="${host.replace(/["\\]/g, '')}"`}`,
     'x-forwarded-proto',
     context.proto,
-    'x-forwarded-prefix',
-    context.prefix,
     'traceparent',
     continueTrace(traceparent),
   );
   if (host !== '') out.push('x-forwarded-host', host);
+  if (context.prefix !== '') out.push('x-forwarded-prefix', context.prefix);
   return out;
 }
 

@@ -3,6 +3,7 @@ import { type AddressInfo } from 'node:net';
 import { type Registry } from 'prom-client';
 import { type RegistryBackend } from '../registry/registry-backend.js';
 import { type BalancerKind } from './balancers/balancer.js';
+import { type GatewayRoute } from './gateway-route.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { RegistryProvider, type TargetSnapshot } from './providers/registry-provider.js';
 import { GatewayProxy } from './proxy.js';
@@ -11,6 +12,8 @@ import { UpstreamPools } from './upstream.js';
 
 export interface GatewayOptions {
   registry: Pick<RegistryBackend, 'services' | 'instances' | 'subscribe'>;
+  /** The explicit routes, followed live (`RouteService`); without it, only the discovery rule routes. */
+  routes?: { list(): Promise<GatewayRoute[]>; subscribe(listener: () => void): () => void };
   /** Where the gateway's metrics are registered (the control plane's registry when run in-process). */
   metricsRegistry: Registry;
   logger?: { info(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
@@ -39,6 +42,11 @@ export class Gateway {
   readonly #provider: RegistryProvider;
   readonly #server: Server;
   #table = RouteTable.empty;
+  #snapshot: TargetSnapshot = new Map();
+  #routes: readonly GatewayRoute[] = [];
+  /** Route reloads, one after another, so the last change always wins. */
+  #reloading: Promise<void> = Promise.resolve();
+  #unsubscribeRoutes: (() => void) | undefined;
 
   constructor(options: GatewayOptions) {
     this.#options = options;
@@ -65,6 +73,12 @@ export class Gateway {
 
   /** Follow the registry (the first full read included) and listen. */
   async listen(options: { host: string; port: number }): Promise<AddressInfo> {
+    if (this.#options.routes !== undefined) {
+      this.#unsubscribeRoutes = this.#options.routes.subscribe(() => {
+        this.#reloading = this.#reloading.then(() => this.#reloadRoutes());
+      });
+      await this.#reloadRoutes();
+    }
     await this.#provider.start();
     await new Promise<void>((resolve, reject) => {
       this.#server.once('error', reject);
@@ -77,20 +91,33 @@ export class Gateway {
   }
 
   /** Resolves once every registry change seen so far is in the route table. */
-  settled(): Promise<void> {
-    return this.#provider.settled();
+  async settled(): Promise<void> {
+    await this.#reloading;
+    await this.#provider.settled();
   }
 
   /** Stop accepting connections, let in-flight requests finish, then close the upstream pools. */
   async close(): Promise<void> {
     this.#provider.close();
+    this.#unsubscribeRoutes?.();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await closed;
     await this.#pools.close();
   }
 
+  async #reloadRoutes(): Promise<void> {
+    try {
+      this.#routes = (await this.#options.routes?.list()) ?? [];
+      this.#swap(this.#snapshot);
+    } catch (error) {
+      // Keep routing by the routes already loaded; the next change tries again.
+      this.#options.logger?.error({ err: error }, 'loading the gateway routes failed');
+    }
+  }
+
   #swap(snapshot: TargetSnapshot): void {
-    this.#table = RouteTable.build(snapshot, this.#table, this.#pools, this.#options.balancer ?? 'round_robin');
+    this.#snapshot = snapshot;
+    this.#table = RouteTable.build(snapshot, this.#routes, this.#table, this.#pools, this.#options.balancer ?? 'round_robin');
   }
 }

@@ -4,9 +4,9 @@ import { type ErrorCode, ErrorCatalogue } from '../errors.js';
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
 import { type GatewayMetrics } from './gateway-metrics.js';
 import { OutlierDetector } from './outlier-detector.js';
-import { normaliseRequestPath, splitServicePath } from './request-path.js';
+import { normaliseRequestPath } from './request-path.js';
 import { RetryBudget } from './retry-budget.js';
-import { type RouteTable, type ServiceRoute } from './route-table.js';
+import { type RouteMatch, type RouteTable, type ServiceRoute } from './route-table.js';
 import { type Upstream } from './upstream.js';
 
 export interface ProxyOptions {
@@ -32,6 +32,13 @@ function errorKind(error: { code?: string }): 'timeout' | 'connect' | 'reset' {
   if (error.code === 'UND_ERR_HEADERS_TIMEOUT' || error.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
   if (error.code === 'ECONNREFUSED' || error.code === 'UND_ERR_CONNECT_TIMEOUT' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH') return 'connect';
   return 'reset';
+}
+
+/** The request's host, lower case, without a port: what explicit routes match on. */
+function hostOf(header: string | undefined): string {
+  if (header === undefined) return '';
+  const host = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.split(':', 1)[0] as string;
+  return host.toLowerCase();
 }
 
 /** Does the request carry a body? (RFC 9112, 6.3: only Content-Length or Transfer-Encoding say so.) */
@@ -72,14 +79,19 @@ export class GatewayProxy {
       this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 400, (performance.now() - started) / 1000);
       return;
     }
-    const { service, rest } = splitServicePath(normalised.path);
-    const route = this.#routes().route(service);
-    if (route === undefined) {
-      this.#fail(res, 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', `No service "${service}" is routed here.`);
+    const host = hostOf(req.headers.host);
+    const match = this.#routes().match(host, method, normalised.path, normalised.query);
+    if (match === undefined) {
+      this.#fail(res, 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', `No route or service matches ${normalised.path}.`);
       this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 404, (performance.now() - started) / 1000);
       return;
     }
-    const exchange = new Exchange(this, req, res, route, method, `${rest}${normalised.query}`, started);
+    if (match.service === undefined || match.service.upstreams.length === 0) {
+      this.#fail(res, 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', `The service "${match.serviceName}" has no instance passing its health checks.`);
+      this.#metrics.observe(match.serviceName, match.route, method, 503, (performance.now() - started) / 1000);
+      return;
+    }
+    const exchange = new Exchange(this, req, res, match, match.service, method, started);
     exchange.attempt();
   };
 
@@ -128,9 +140,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #proxy: GatewayProxy;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
+  readonly #match: RouteMatch;
   readonly #route: ServiceRoute;
   readonly #method: string;
-  readonly #path: string;
   readonly #started: number;
   readonly #retryable: boolean;
   readonly #hasBody: boolean;
@@ -142,13 +154,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   #responded = false;
   #done = false;
 
-  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, route: ServiceRoute, method: string, path: string, started: number) {
+  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, match: RouteMatch, route: ServiceRoute, method: string, started: number) {
     this.#proxy = proxy;
     this.#req = req;
     this.#res = res;
+    this.#match = match;
     this.#route = route;
     this.#method = method;
-    this.#path = path;
     this.#started = started;
     this.#hasBody = hasBody(req);
     // A body streams straight through, so it cannot be sent twice: only body-less requests are retried.
@@ -173,14 +185,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#headers ??= forwardRequestHeaders(this.#req.rawHeaders, {
       remoteAddress: this.#req.socket.remoteAddress ?? '',
       proto: this.#proxy.proto,
-      prefix: `/${this.#route.service}`,
+      prefix: this.#match.prefix,
     });
-    const { requestTimeoutMs } = this.#proxy.options;
+    const requestTimeoutMs = this.#match.timeoutMs ?? this.#proxy.options.requestTimeoutMs;
     upstream.pool.dispatch(
       {
         origin: upstream.origin,
         method: this.#method,
-        path: this.#path,
+        path: this.#match.path,
         headers: this.#headers,
         body: this.#hasBody ? this.#req : null,
         headersTimeout: requestTimeoutMs,
@@ -245,7 +257,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.attempt();
       return;
     }
-    if (kind === 'timeout') this.#finish('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', `"${this.#route.service}" did not answer within ${this.#proxy.options.requestTimeoutMs} ms.`);
+    if (kind === 'timeout') this.#finish('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', `"${this.#route.service}" did not answer within ${this.#match.timeoutMs ?? this.#proxy.options.requestTimeoutMs} ms.`);
     else this.#finish(connectFailure ? 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE' : 'PORTICO_ERR_GATEWAY_UPSTREAM_FAILED', `No answer from "${this.#route.service}" (${error.code ?? error.message}).`);
   }
 
@@ -274,6 +286,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#proxy.budget.deposit();
     const metrics = this.#proxy.metrics;
     metrics.inflightOf(this.#route.service).dec();
-    metrics.observe(this.#route.service, DISCOVERY_ROUTE, this.#method, statusCode, (performance.now() - this.#started) / 1000);
+    metrics.observe(this.#route.service, this.#match.route, this.#method, statusCode, (performance.now() - this.#started) / 1000);
   }
 }

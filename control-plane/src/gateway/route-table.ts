@@ -1,4 +1,5 @@
 import { type Balancer, type BalancerKind } from './balancers/balancer.js';
+import { type GatewayRoute } from './gateway-route.js';
 import { LeastRequestBalancer } from './balancers/least-request.js';
 import { RoundRobinBalancer } from './balancers/round-robin.js';
 import { type Target, type TargetSnapshot } from './providers/registry-provider.js';
@@ -12,6 +13,30 @@ export interface ServiceRoute {
   readonly balancer: Balancer;
 }
 
+/** Where one request goes: the route that matched it and the path to forward. */
+export interface RouteMatch {
+  /** The route's name (`discovery` for the `/<service>/<path>` rule): the metrics' `route` label. */
+  route: string;
+  /** The service named by the route. */
+  serviceName: string;
+  /** Its upstreams; `undefined` when it has no instance at all. */
+  service: ServiceRoute | undefined;
+  /** The path (and query) sent to the instance. */
+  path: string;
+  /** `X-Forwarded-Prefix`: what was taken off the front of the path. */
+  prefix: string;
+  /** The route's per-attempt timeout; `null`: the gateway's default. */
+  timeoutMs: number | null;
+}
+
+/** An explicit route, ready for matching. */
+interface CompiledRoute {
+  route: GatewayRoute;
+  service: ServiceRoute | undefined;
+}
+
+const DISCOVERY = 'discovery';
+
 function makeBalancer(kind: BalancerKind): Balancer {
   return kind === 'least_request' ? new LeastRequestBalancer() : new RoundRobinBalancer();
 }
@@ -23,16 +48,51 @@ function makeBalancer(kind: BalancerKind): Balancer {
  * upstreams' in-flight counts), and every upstream keeps its pooled connections.
  */
 export class RouteTable {
-  static readonly empty = new RouteTable(new Map());
+  static readonly empty = new RouteTable(new Map(), new Map());
 
-  private constructor(readonly services: ReadonlyMap<string, ServiceRoute>) {}
+  private constructor(
+    readonly services: ReadonlyMap<string, ServiceRoute>,
+    /** Explicit routes by path prefix, each list host-specific first, then by name. */
+    private readonly explicit: ReadonlyMap<string, readonly CompiledRoute[]>,
+  ) {}
 
   route(service: string): ServiceRoute | undefined {
     return this.services.get(service);
   }
 
-  /** The table for `snapshot`, reusing what it can of `previous`. */
-  static build(snapshot: TargetSnapshot, previous: RouteTable, pools: UpstreamPools, balancer: BalancerKind): RouteTable {
+  /**
+   * The route for a request: the explicit route with the longest prefix of `path` (at a segment
+   * boundary) matching its host and method, a host-specific route before one for any host; otherwise
+   * the discovery rule, `/<service>/<path>`. `path` is normalised; `query` is passed on as it is.
+   */
+  match(host: string, method: string, path: string, query: string): RouteMatch | undefined {
+    if (this.explicit.size > 0) {
+      // The path's prefixes at segment boundaries, longest first: /a/b/c, /a/b, /a, /.
+      let end = path.length > 1 && path.endsWith('/') ? path.length - 1 : path.length;
+      if (end === 1) end = 0;
+      for (;;) {
+        const prefix = end === 0 ? '/' : path.slice(0, end);
+        const found = this.explicit.get(prefix)?.find(
+          ({ route }) => (route.host === null || route.host === host) && (route.methods === null || route.methods.includes(method)),
+        );
+        if (found !== undefined) {
+          const { route } = found;
+          const rest = route.stripPrefix && prefix !== '/' ? path.slice(prefix.length) || '/' : path;
+          return { route: route.name, serviceName: route.service, service: found.service, path: `${rest}${query}`, prefix: route.stripPrefix && prefix !== '/' ? prefix : '', timeoutMs: route.timeoutMs };
+        }
+        if (end === 0) break;
+        end = path.lastIndexOf('/', end - 1);
+      }
+    }
+    const slash = path.indexOf('/', 1);
+    const name = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    const service = this.services.get(name);
+    if (service === undefined) return undefined;
+    return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null };
+  }
+
+  /** The table for `snapshot` and the explicit `routes`, reusing what it can of `previous`. */
+  static build(snapshot: TargetSnapshot, routes: readonly GatewayRoute[], previous: RouteTable, pools: UpstreamPools, balancer: BalancerKind): RouteTable {
     const services = new Map<string, ServiceRoute>();
     const origins = new Set<string>();
     for (const [service, targets] of snapshot) {
@@ -53,6 +113,19 @@ export class RouteTable {
     }
     // Pools no service routes to any more finish their in-flight requests and close.
     pools.retain(origins);
-    return new RouteTable(services);
+
+    const explicit = new Map<string, CompiledRoute[]>();
+    for (const route of routes) {
+      const shared = services.get(route.service);
+      // A route with its own balancer kind balances over the same upstreams (and their counts).
+      const service = shared === undefined || route.balancer === balancer ? shared : { ...shared, balancer: makeBalancer(route.balancer) };
+      const list = explicit.get(route.pathPrefix) ?? [];
+      list.push({ route, service });
+      explicit.set(route.pathPrefix, list);
+    }
+    for (const list of explicit.values()) {
+      list.sort((a, b) => (a.route.host === null ? 1 : 0) - (b.route.host === null ? 1 : 0) || (a.route.name < b.route.name ? -1 : 1));
+    }
+    return new RouteTable(services, explicit);
   }
 }

@@ -1,3 +1,4 @@
+import { type GatewayRoute } from '../gateway/gateway-route.js';
 /**
  * The store port: everything the control plane keeps durably. Two adapters implement it with kysely,
  * `SqliteStore` (better-sqlite3, the default: one file in the data directory) and `PostgresStore`
@@ -133,11 +134,25 @@ export interface RegistryWrite {
   index: number;
 }
 
+/** The gateway's explicit routes (`/api/v1/routes`). */
+export interface RouteRepository {
+  /** Every route, by name. */
+  list(): Promise<GatewayRoute[]>;
+  get(id: string): Promise<GatewayRoute | undefined>;
+  /** @throws PorticoError `PORTICO_ERR_ROUTE_NAME_TAKEN`. */
+  create(route: GatewayRoute): Promise<GatewayRoute>;
+  /** Replace a route's fields (its id and creation time stay). @throws PorticoError `PORTICO_ERR_ROUTE_NOT_FOUND`, `PORTICO_ERR_ROUTE_NAME_TAKEN`. */
+  update(route: GatewayRoute): Promise<GatewayRoute>;
+  /** @returns the deleted route. @throws PorticoError `PORTICO_ERR_ROUTE_NOT_FOUND`. */
+  remove(id: string): Promise<GatewayRoute>;
+}
+
 /** The repositories, as seen inside or outside a transaction. */
 export interface StoreSession {
   readonly tokens: TokenRepository;
   readonly audit: AuditRepository;
   readonly registry: RegistryRepository;
+  readonly routes: RouteRepository;
 }
 
 export interface Store extends StoreSession {

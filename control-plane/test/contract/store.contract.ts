@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ErrorCode, PorticoError } from '../../src/errors.js';
+import { type GatewayRoute } from '../../src/gateway/gateway-route.js';
 import { type Instance } from '../../src/registry/registry.js';
 import { type NewToken, type Store } from '../../src/store/store.js';
 
@@ -15,7 +16,7 @@ export interface StoreFixture {
 }
 
 /** Every migration, in the order it must be applied. */
-const MIGRATIONS = ['0001_tokens_and_audit', '0002_registry'];
+const MIGRATIONS = ['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes'];
 
 /**
  * The behaviour every `Store` adapter must show, identically: same results, same `PorticoError` codes.
@@ -414,6 +415,60 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
           }),
         ).rejects.toThrow('abort');
         expect(await store.registry.load()).toEqual({ index: 0, instances: [] });
+      });
+    });
+
+    describe('routes', () => {
+      const route = (name: string, overrides: Partial<GatewayRoute> = {}): GatewayRoute => ({
+        id: randomUUID(),
+        name,
+        pathPrefix: `/${name}`,
+        host: null,
+        methods: ['GET', 'POST'],
+        service: 'catalog',
+        stripPrefix: true,
+        timeoutMs: 1_500,
+        balancer: 'least_request',
+        createdAt: new Date(1_700_000_000_123),
+        updatedAt: new Date(1_700_000_000_123),
+        ...overrides,
+      });
+
+      it('creates, reads, lists by name, replaces and deletes routes', async () => {
+        const b = await store.routes.create(route('b-route', { host: 'shop.example' }));
+        const a = await store.routes.create(route('a-route', { methods: null, timeoutMs: null }));
+        expect(await store.routes.get(b.id)).toEqual(b);
+        expect(await store.routes.list()).toEqual([a, b]);
+
+        const changed = { ...b, name: 'c-route', service: 'user', updatedAt: new Date(1_700_000_999_000), createdAt: new Date(0) };
+        const updated = await store.routes.update(changed);
+        expect(updated).toEqual({ ...changed, createdAt: b.createdAt });
+        expect(await store.routes.remove(a.id)).toEqual(a);
+        expect(await store.routes.list()).toEqual([updated]);
+        await withReopened(async (reopened) => {
+          expect(await reopened.routes.list()).toEqual([updated]);
+        });
+      });
+
+      it('refuses a taken name with PORTICO_ERR_ROUTE_NAME_TAKEN, on create and on rename', async () => {
+        const first = await store.routes.create(route('taken'));
+        const second = await store.routes.create(route('other'));
+        await expectPorticoError(store.routes.create(route('taken')), 'PORTICO_ERR_ROUTE_NAME_TAKEN');
+        await expectPorticoError(store.routes.update({ ...second, name: 'taken' }), 'PORTICO_ERR_ROUTE_NAME_TAKEN');
+        expect((await store.routes.list()).map((r) => r.id).sort()).toEqual([first.id, second.id].sort());
+      });
+
+      it('answers PORTICO_ERR_ROUTE_NOT_FOUND for an unknown id, and writes nothing when the transaction rolls back', async () => {
+        await expectPorticoError(store.routes.update(route('ghost')), 'PORTICO_ERR_ROUTE_NOT_FOUND');
+        await expectPorticoError(store.routes.remove(randomUUID()), 'PORTICO_ERR_ROUTE_NOT_FOUND');
+        expect(await store.routes.get(randomUUID())).toBeUndefined();
+        await expect(
+          store.transaction(async (session) => {
+            await session.routes.create(route('rolled-back'));
+            throw new Error('abort');
+          }),
+        ).rejects.toThrow('abort');
+        expect(await store.routes.list()).toEqual([]);
       });
     });
 

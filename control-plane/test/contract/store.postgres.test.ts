@@ -30,6 +30,7 @@ describe('PostgresStore', () => {
       );
       expect(tables.map((row) => row.table_name)).toEqual([
         'audit_log',
+        'gateway_routes',
         'kysely_migration',
         'kysely_migration_lock',
         'registry_instances',
@@ -67,7 +68,7 @@ describe('PostgresStore', () => {
     const stores = [1, 2, 3].map(() => new PostgresStore({ connectionString, schema, poolSize: 2 }));
     try {
       await Promise.all(stores.map((store) => store.start()));
-      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry']);
+      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes']);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
       await testSchema.drop();

@@ -294,6 +294,43 @@ describe('gateway', () => {
       expect(headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
     });
 
+    it('applies routes created, changed and deleted through the admin API at once, without a restart', async () => {
+      const admin = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      const created = await fetch(`${api}/api/v1/routes`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ name: 'shop', pathPrefix: '/shop/things', service: 'catalog', stripPrefix: true }),
+      });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as { id: string };
+      const until = async (path: string, ok: (res: Response, body: string) => boolean) => {
+        const deadline = Date.now() + 2_000;
+        for (;;) {
+          const res = await fetch(`${gateway}${path}`);
+          const body = await res.text();
+          if (ok(res, body)) return { res, body };
+          if (Date.now() > deadline) throw new Error(`${path}: still ${res.status} ${body}`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      const first = await until('/shop/things/echo/1?x=y', (res) => res.status === 200);
+      expect(JSON.parse(first.body)).toMatchObject({ name: 'catalog-1', path: '/echo/1?x=y', headers: { 'x-forwarded-prefix': '/shop/things' } });
+
+      const replaced = await fetch(`${api}/api/v1/routes/${id}`, {
+        method: 'PUT',
+        headers: admin,
+        body: JSON.stringify({ name: 'shop', pathPrefix: '/shop/things', service: 'user', stripPrefix: false }),
+      });
+      expect(replaced.status).toBe(200);
+      // Now to user-1, with the full path (it has no such route of its own: 404 from the instance itself).
+      const moved = await until('/shop/things/echo', (res) => res.headers.get('x-upstream') === 'user-1');
+      expect(moved.res.status).toBe(404);
+
+      expect((await fetch(`${api}/api/v1/routes/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } })).status).toBe(204);
+      const gone = await until('/shop/things/echo', (res) => res.status === 404 && res.headers.get('content-type')?.includes('json') === true);
+      expect(JSON.parse(gone.body)).toMatchObject({ code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND' });
+    });
+
     it('answers 404 for an unknown service and 503 for a service with no passing instance', async () => {
       expect((await fetch(`${gateway}/no-such-service/x`)).status).toBe(404);
       const res = await fetch(`${api}/api/v1/instances/${catalog.name}/maintenance`, {

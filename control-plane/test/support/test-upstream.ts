@@ -6,7 +6,7 @@
  *   /status/:code  an empty answer with that status
  *   /slow/:ms      its name after that many milliseconds
  *   /hang          never answers
- * and, on its own port only (never through a gateway), /__count: how many requests it has seen.
+ * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen.
  */
 import { createServer } from 'node:http';
 
@@ -21,6 +21,7 @@ const server = createServer((req, res) => {
   }
   count += 1;
   req.resume();
+  res.setHeader('x-upstream', name);
   if (url === '/whoami') {
     res.end(name);
   } else if (url.startsWith('/echo')) {

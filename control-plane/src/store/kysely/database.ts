@@ -51,12 +51,23 @@ export interface RegistryStateTable {
   value: Int8;
 }
 
+/** The gateway's explicit routes, one JSON document each (migration `0003_gateway_routes`). */
+export interface GatewayRoutesTable {
+  id: string;
+  name: string;
+  /** JSON of the route's fields other than id, name and times. */
+  doc: string;
+  created_at: Int8;
+  updated_at: Int8;
+}
+
 /** The schema the kysely adapters query, as of the latest migration. */
 export interface Database {
   tokens: TokensTable;
   audit_log: AuditLogTable;
   registry_instances: RegistryInstancesTable;
   registry_state: RegistryStateTable;
+  gateway_routes: GatewayRoutesTable;
 }
 
 export type TokenRow = Selectable<TokensTable>;

@@ -1,10 +1,11 @@
 import { type Kysely, type Migrator, sql } from 'kysely';
 import { PorticoError } from '../../errors.js';
 import { appliedMigrationNames, createStoreMigrator, migrateToLatest } from '../migrations/store-migrations.js';
-import { type AuditRepository, type RegistryRepository, type Store, type StoreSession, type TokenRepository } from '../store.js';
+import { type AuditRepository, type RegistryRepository, type RouteRepository, type Store, type StoreSession, type TokenRepository } from '../store.js';
 import { type Database } from './database.js';
 import { KyselyAuditRepository } from './kysely-audit-repository.js';
 import { KyselyRegistryRepository } from './kysely-registry-repository.js';
+import { KyselyRouteRepository } from './kysely-route-repository.js';
 import { KyselyTokenRepository } from './kysely-token-repository.js';
 import { mapStoreError } from './map-store-error.js';
 import { type RepositoryContext, type StoreDialect } from './repository-context.js';
@@ -33,6 +34,7 @@ export abstract class KyselyStore implements Store {
   readonly tokens: TokenRepository;
   readonly audit: AuditRepository;
   readonly registry: RegistryRepository;
+  readonly routes: RouteRepository;
 
   readonly #description: string;
   readonly #migrationSchema: string | undefined;
@@ -48,6 +50,7 @@ export abstract class KyselyStore implements Store {
     this.tokens = session.tokens;
     this.audit = session.audit;
     this.registry = session.registry;
+    this.routes = session.routes;
   }
 
   /** Create the `Kysely` instance over a new driver connection (or pool). Called once, by `start()`. */
@@ -183,6 +186,7 @@ export abstract class KyselyStore implements Store {
       tokens: new KyselyTokenRepository(context),
       audit: new KyselyAuditRepository(context),
       registry: new KyselyRegistryRepository(context),
+      routes: new KyselyRouteRepository(context),
     };
   }
 }

@@ -7,6 +7,7 @@ import { type ErrorCode, PorticoError, isPorticoError } from '../../errors.js';
  */
 const UNIQUE_KEYS: ReadonlyArray<{ columns: string; constraint: string; code: ErrorCode }> = [
   { columns: 'tokens.name', constraint: 'tokens_name_unique', code: 'PORTICO_ERR_TOKEN_NAME_TAKEN' },
+  { columns: 'gateway_routes.name', constraint: 'gateway_routes_name_unique', code: 'PORTICO_ERR_ROUTE_NAME_TAKEN' },
 ];
 
 /**

@@ -3,12 +3,14 @@ import { PorticoError } from '../../errors.js';
 import { type StoreDialect } from '../kysely/repository-context.js';
 import { tokensAndAudit } from './0001-tokens-and-audit.js';
 import { registry } from './0002-registry.js';
+import { gatewayRoutes } from './0003-gateway-routes.js';
 
 /** Every migration, by name; kysely applies them in name order, each once. */
 function storeMigrations(dialect: StoreDialect): Record<string, Migration> {
   return {
     '0001_tokens_and_audit': tokensAndAudit(dialect),
     '0002_registry': registry(),
+    '0003_gateway_routes': gatewayRoutes(),
   };
 }
 

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalRoute, type GatewayRoute, type RouteSpec, routesOverlap } from '../../../src/gateway/gateway-route.js';
+import { RouteTable } from '../../../src/gateway/route-table.js';
+import { UpstreamPools } from '../../../src/gateway/upstream.js';
+
+const spec = (overrides: Partial<RouteSpec>): RouteSpec => ({
+  name: 'r',
+  pathPrefix: '/shop',
+  host: null,
+  methods: null,
+  service: 'catalog',
+  stripPrefix: false,
+  timeoutMs: null,
+  balancer: 'round_robin',
+  ...overrides,
+});
+const route = (overrides: Partial<RouteSpec>): GatewayRoute => ({ ...spec(overrides), id: overrides.name ?? 'r', createdAt: new Date(0), updatedAt: new Date(0) });
+
+const pools = new UpstreamPools({ connectTimeoutMs: 1_000, keepAliveTimeoutMs: 1_000, connections: 1 });
+const snapshot = new Map([
+  ['catalog', [{ instanceId: 'c1', address: '127.0.0.1', port: 1, weight: 1 }]],
+  ['user', [{ instanceId: 'u1', address: '127.0.0.1', port: 2, weight: 1 }]],
+  ['down', []],
+]);
+
+function table(routes: GatewayRoute[]): RouteTable {
+  return RouteTable.build(snapshot, routes, RouteTable.empty, pools, 'round_robin');
+}
+
+describe('RouteTable.match', () => {
+  const routes = table([
+    route({ name: 'shop', pathPrefix: '/shop', service: 'catalog', stripPrefix: true, timeoutMs: 2_000 }),
+    route({ name: 'shop-users', pathPrefix: '/shop/users', service: 'user', stripPrefix: true }),
+    route({ name: 'shop-users-admin-host', pathPrefix: '/shop/users', host: 'admin.example', service: 'catalog' }),
+    route({ name: 'writes', pathPrefix: '/api', methods: ['POST', 'PUT'], service: 'user' }),
+    route({ name: 'reads', pathPrefix: '/api', methods: ['GET'], service: 'catalog' }),
+    route({ name: 'nowhere', pathPrefix: '/ghost', service: 'ghost' }),
+  ]);
+
+  it.each([
+    ['GET', 'shop.example', '/shop/items/1', '?q=1', 'shop', 'catalog', '/items/1?q=1', '/shop'],
+    ['GET', 'shop.example', '/shop', '', 'shop', 'catalog', '/', '/shop'],
+    ['GET', 'shop.example', '/shop/', '', 'shop', 'catalog', '/', '/shop'],
+    ['GET', 'shop.example', '/shop/users/7', '', 'shop-users', 'user', '/7', '/shop/users'],
+    ['GET', 'admin.example', '/shop/users/7', '', 'shop-users-admin-host', 'catalog', '/shop/users/7', ''],
+    ['POST', 'any', '/api/orders', '', 'writes', 'user', '/api/orders', ''],
+    ['GET', 'any', '/api/orders', '', 'reads', 'catalog', '/api/orders', ''],
+    ['GET', 'any', '/user/profile', '', 'discovery', 'user', '/profile', '/user'],
+    ['GET', 'any', '/catalog', '', 'discovery', 'catalog', '/', '/catalog'],
+  ])('%s %s%s → route %s, service %s, path %s', (method, host, path, query, name, service, forwarded, prefix) => {
+    expect(routes.match(host, method, path, query)).toMatchObject({ route: name, serviceName: service, path: forwarded, prefix });
+  });
+
+  it('matches prefixes at segment boundaries only', () => {
+    // "/shopping" is not under "/shop", and no service is called "shopping".
+    expect(routes.match('any', 'GET', '/shopping/x', '')).toBeUndefined();
+  });
+
+  it('falls through to the discovery rule when no explicit route takes the method', () => {
+    expect(routes.match('any', 'DELETE', '/api/orders', '')).toBeUndefined();
+    expect(routes.match('any', 'DELETE', '/user/x', '')?.route).toBe('discovery');
+  });
+
+  it('carries the route\'s timeout, and a service with no instance at all as undefined', () => {
+    expect(routes.match('h', 'GET', '/shop/x', '')?.timeoutMs).toBe(2_000);
+    expect(routes.match('h', 'GET', '/ghost/x', '')).toMatchObject({ route: 'nowhere', serviceName: 'ghost', service: undefined });
+    expect(routes.match('h', 'GET', '/down/x', '')?.service?.upstreams).toEqual([]);
+  });
+
+  it('matches a route on "/" last, for every path', () => {
+    const withRoot = table([route({ name: 'root', pathPrefix: '/', service: 'user', stripPrefix: true }), route({ name: 'shop', pathPrefix: '/shop', service: 'catalog' })]);
+    expect(withRoot.match('h', 'GET', '/anything/at/all', '')).toMatchObject({ route: 'root', path: '/anything/at/all', prefix: '' });
+    expect(withRoot.match('h', 'GET', '/', '')).toMatchObject({ route: 'root', path: '/' });
+    expect(withRoot.match('h', 'GET', '/shop/x', '')?.route).toBe('shop');
+  });
+});
+
+describe('canonicalRoute', () => {
+  it('puts a route in canonical form', () => {
+    expect(canonicalRoute(spec({ pathPrefix: '/shop/', host: 'Shop.Example', methods: ['post', 'GET', 'get'] }))).toMatchObject({
+      pathPrefix: '/shop',
+      host: 'shop.example',
+      methods: ['GET', 'POST'],
+    });
+    expect(canonicalRoute(spec({ pathPrefix: '/' })).pathPrefix).toBe('/');
+  });
+
+  it.each([
+    [{ name: 'Bad Name' }, 'name'],
+    [{ service: 'no spaces' }, 'service'],
+    [{ pathPrefix: 'shop' }, 'pathPrefix'],
+    [{ pathPrefix: '/shop/../admin' }, 'pathPrefix'],
+    [{ pathPrefix: '/shop//x' }, 'pathPrefix'],
+    [{ pathPrefix: '/shop?x=1' }, 'pathPrefix'],
+    [{ pathPrefix: '/a%2fb' }, 'pathPrefix'],
+    [{ host: 'shop.example:8080' }, 'host'],
+    [{ methods: [] }, 'methods'],
+    [{ methods: ['GET', 'BAD METHOD'] }, 'methods'],
+    [{ timeoutMs: 0 }, 'timeout'],
+  ])('refuses %j naming %s', (overrides, field) => {
+    expect(() => canonicalRoute(spec(overrides as Partial<RouteSpec>))).toThrow(expect.objectContaining({ code: 'PORTICO_ERR_REQUEST_INVALID', details: [expect.objectContaining({ location: `body/${field}` })] }));
+  });
+
+  it('finds the routes that would match the same requests', () => {
+    expect(routesOverlap(spec({}), spec({ name: 'other' }))).toBe(true);
+    expect(routesOverlap(spec({ methods: ['GET'] }), spec({ methods: ['POST'] }))).toBe(false);
+    expect(routesOverlap(spec({ methods: ['GET'] }), spec({ methods: null }))).toBe(true);
+    expect(routesOverlap(spec({ host: 'a.example' }), spec({}))).toBe(false);
+    expect(routesOverlap(spec({ pathPrefix: '/shop' }), spec({ pathPrefix: '/shop/x' }))).toBe(false);
+  });
+});
