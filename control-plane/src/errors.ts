@@ -69,6 +69,8 @@ export const ErrorCatalogue = {
   PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE: define(502, 'No instance of the service could be reached.', true),
   PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT: define(504, 'The service did not answer in time.', true),
   PORTICO_ERR_GATEWAY_UPSTREAM_FAILED: define(502, 'The service\'s answer broke off.', true),
+  PORTICO_ERR_GATEWAY_CIRCUIT_OPEN: define(503, 'The service is failing; the gateway is not sending it requests for a while.', true),
+  PORTICO_ERR_GATEWAY_OVERLOADED: define(503, 'The service has as many requests in flight as it may have.', true),
 
   // Lifecycle.
   PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),

@@ -143,6 +143,7 @@ async function start(): Promise<void> {
       logger,
       requestTimeoutMs: config.gatewayTimeoutMs,
       connectTimeoutMs: config.gatewayConnectTimeoutMs,
+      maxConcurrentPerService: config.gatewayMaxConcurrent,
     });
     closers.push({ name: 'gateway', close: () => gateway.close() });
     const gatewayAddress = await gateway.listen({ host: config.host, port: config.gatewayPort });

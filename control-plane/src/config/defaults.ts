@@ -26,5 +26,6 @@ export const CONFIG_DEFAULTS: Readonly<Omit<PorticoConfig, 'redisUrlIsDefault'>>
   shutdownTimeoutMs: 10_000,
   gatewayTimeoutMs: 30_000,
   gatewayConnectTimeoutMs: 5_000,
+  gatewayMaxConcurrent: 1_000,
   configFile: undefined,
 };

@@ -120,6 +120,11 @@ export const PorticoConfigSchema = Type.Object({
       read: 'duration',
     }),
   }),
+  gatewayMaxConcurrent: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000,
+    ...variable({ name: 'PORTICO_GATEWAY_MAX_CONCURRENT', expected: 'a whole number of requests, at least 1' }),
+  }),
   configFile: optional(Type.String({ minLength: 1 }), {
     name: 'PORTICO_CONFIG_FILE',
     expected: 'the path of a JSON config file',

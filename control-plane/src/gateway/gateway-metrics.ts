@@ -12,6 +12,8 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'service' | 'kind'>;
   readonly retries: Counter<'service'>;
   readonly ejections: Counter<'service'>;
+  readonly circuitState: Gauge<'service'>;
+  readonly rejected: Counter<'service' | 'reason'>;
   readonly inflight: Gauge<'service'>;
   readonly #children = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<RequestLabels> }>();
   readonly #inflight = new Map<string, Gauge.Internal<'service'>>();
@@ -46,6 +48,18 @@ export class GatewayMetrics {
       name: 'portico_gateway_ejections_total',
       help: 'Instances taken out of balancing by outlier detection, by service.',
       labelNames: ['service'],
+      registers: [registry],
+    });
+    this.circuitState = new Gauge({
+      name: 'portico_gateway_circuit_state',
+      help: 'Each service\'s circuit breaker: 0 closed, 1 half open, 2 open.',
+      labelNames: ['service'],
+      registers: [registry],
+    });
+    this.rejected = new Counter({
+      name: 'portico_gateway_rejected_total',
+      help: 'Requests answered 503 at once, by reason: circuit_open or overloaded (the bulkhead).',
+      labelNames: ['service', 'reason'],
       registers: [registry],
     });
     this.inflight = new Gauge({

@@ -23,6 +23,8 @@ export interface GatewayOptions {
   connectTimeoutMs?: number;
   /** Attempts per request, the first included (default 3). */
   maxAttempts?: number;
+  /** The bulkhead: requests in flight to one service at most (default 1,000); more get 503. */
+  maxConcurrentPerService?: number;
   /** Connections per instance (default 128). */
   connectionsPerInstance?: number;
   /** Idle keep-alive connections to instances are closed after this long (default 30 s). */
@@ -60,6 +62,7 @@ export class Gateway {
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       maxAttempts: options.maxAttempts ?? 3,
       retryBudgetRatio: 0.2,
+      guard: { maxConcurrent: options.maxConcurrentPerService ?? 1_000 },
       metrics: new GatewayMetrics(options.metricsRegistry),
       routes: () => this.#table,
     });

@@ -7,6 +7,7 @@ import { OutlierDetector } from './outlier-detector.js';
 import { normaliseRequestPath } from './request-path.js';
 import { RetryBudget } from './retry-budget.js';
 import { type RouteMatch, type RouteTable, type ServiceRoute } from './route-table.js';
+import { ServiceGuard, type ServiceGuardOptions } from './service-guard.js';
 import { type Upstream } from './upstream.js';
 
 export interface ProxyOptions {
@@ -16,7 +17,11 @@ export interface ProxyOptions {
   maxAttempts: number;
   /** Retries allowed as a share of requests (0.2: at most 20 % extra load). */
   retryBudgetRatio: number;
+  /** Each service's circuit breaker and bulkhead. */
+  guard?: Omit<ServiceGuardOptions, 'onStateChange'>;
 }
+
+const CIRCUIT_STATE_VALUE = { closed: 0, half_open: 1, open: 2 } as const;
 
 /** The route label of the discovery rule, `/<service>/<path>`. */
 const DISCOVERY_ROUTE = 'discovery';
@@ -59,6 +64,7 @@ export class GatewayProxy {
   readonly #routes: () => RouteTable;
   readonly #budget: RetryBudget;
   readonly #detector: OutlierDetector;
+  readonly #guards = new Map<string, ServiceGuard>();
   readonly #proto: string;
 
   constructor(options: ProxyOptions & { metrics: GatewayMetrics; routes: () => RouteTable; tls?: boolean }) {
@@ -91,9 +97,35 @@ export class GatewayProxy {
       this.#metrics.observe(match.serviceName, match.route, method, 503, (performance.now() - started) / 1000);
       return;
     }
-    const exchange = new Exchange(this, req, res, match, match.service, method, started);
+    const guard = this.#guard(match.serviceName);
+    const refusal = guard.enter();
+    if (refusal !== undefined) {
+      this.#metrics.rejected.inc({ service: match.serviceName, reason: refusal.reason });
+      if (refusal.reason === 'circuit_open') {
+        sendError(res, 'PORTICO_ERR_GATEWAY_CIRCUIT_OPEN', `"${match.serviceName}" is failing; the gateway is not sending it requests for now.`, {
+          'retry-after': String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000))),
+        });
+      } else {
+        sendError(res, 'PORTICO_ERR_GATEWAY_OVERLOADED', `"${match.serviceName}" has as many requests in flight as it may have.`);
+      }
+      this.#metrics.observe(match.serviceName, match.route, method, 503, (performance.now() - started) / 1000);
+      return;
+    }
+    const exchange = new Exchange(this, req, res, match, match.service, guard, method, started);
     exchange.attempt();
   };
+
+  #guard(service: string): ServiceGuard {
+    let guard = this.#guards.get(service);
+    if (guard === undefined) {
+      guard = new ServiceGuard(service, {
+        ...this.#options.guard,
+        onStateChange: (name, state) => this.#metrics.circuitState.set({ service: name }, CIRCUIT_STATE_VALUE[state]),
+      });
+      this.#guards.set(service, guard);
+    }
+    return guard;
+  }
 
   get options(): ProxyOptions {
     return this.#options;
@@ -142,6 +174,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #match: RouteMatch;
   readonly #route: ServiceRoute;
+  readonly #guard: ServiceGuard;
   readonly #method: string;
   readonly #started: number;
   readonly #retryable: boolean;
@@ -154,12 +187,13 @@ class Exchange implements Dispatcher.DispatchHandler {
   #responded = false;
   #done = false;
 
-  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, match: RouteMatch, route: ServiceRoute, method: string, started: number) {
+  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, match: RouteMatch, route: ServiceRoute, guard: ServiceGuard, method: string, started: number) {
     this.#proxy = proxy;
     this.#req = req;
     this.#res = res;
     this.#match = match;
     this.#route = route;
+    this.#guard = guard;
     this.#method = method;
     this.#started = started;
     this.#hasBody = hasBody(req);
@@ -283,6 +317,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   #record(statusCode: number): void {
     if (this.#done) return;
     this.#done = true;
+    // 499: the client left; the request had no outcome the breaker should count.
+    this.#guard.leave(statusCode === 499 ? undefined : statusCode < 500);
     this.#proxy.budget.deposit();
     const metrics = this.#proxy.metrics;
     metrics.inflightOf(this.#route.service).dec();

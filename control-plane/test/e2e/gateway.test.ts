@@ -89,6 +89,7 @@ beforeAll(async () => {
     PORTICO_PORT: String(port),
     PORTICO_GATEWAY_PORT: String(gatewayPort),
     PORTICO_GATEWAY_TIMEOUT: '1s',
+    PORTICO_GATEWAY_MAX_CONCURRENT: '64',
     PORTICO_DATA_DIR: dataDir,
     PORTICO_ADMIN_TOKEN: token,
     PORTICO_LOG_LEVEL: 'warn',
@@ -110,7 +111,10 @@ describe('gateway', () => {
     await routable(`/${service}/whoami`, started.map((u) => u.name));
 
     const before = await Promise.all(started.map((u) => countOf(u.port)));
-    const answers = await Promise.all(Array.from({ length: 300 }, async () => (await fetch(`${gateway}/${service}/whoami`)).text()));
+    const answers: string[] = [];
+    for (let batch = 0; batch < 10; batch++) {
+      answers.push(...(await Promise.all(Array.from({ length: 30 }, async () => (await fetch(`${gateway}/${service}/whoami`)).text()))));
+    }
     const after = await Promise.all(started.map((u) => countOf(u.port)));
     const served = after.map((n, i) => n - (before[i] as number));
     expect(served.reduce((sum, n) => sum + n, 0)).toBe(300);
@@ -168,6 +172,51 @@ describe('gateway', () => {
     const load = after.reduce((sum, n, i) => sum + n - (before[i] as number), 0);
     expect(statuses.every((status) => status === 503)).toBe(true);
     expect(load).toBeLessThanOrEqual(1.2 * 200);
+  }, 30_000);
+
+  it('opens the circuit of a failing service: 503 with Retry-After at once, and far fewer requests reach it', async () => {
+    const service = `failing-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, [upstream.name]);
+    const before = await countOf(upstream.port);
+    const answers: Array<{ status: number; code?: string; retryAfter: string | null }> = [];
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${gateway}/${service}/status/500`);
+      const body = await res.text();
+      answers.push({ status: res.status, code: body === '' ? undefined : (JSON.parse(body) as { code: string }).code, retryAfter: res.headers.get('retry-after') });
+    }
+    const reached = (await countOf(upstream.port)) - before;
+    const open = answers.filter((answer) => answer.code === 'PORTICO_ERR_GATEWAY_CIRCUIT_OPEN');
+    // The window held the one good request `routable` made: 19 failures of 20 requests (the breaker's
+    // minimum) opened the circuit.
+    expect(reached).toBe(19);
+    expect(open).toHaveLength(81);
+    expect(open.every((answer) => answer.status === 503 && Number(answer.retryAfter) >= 1)).toBe(true);
+  }, 30_000);
+
+  it('turns away requests beyond the bulkhead with 503 at once', async () => {
+    const service = `busy-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, [upstream.name]);
+    const agent = new Agent({ connections: 100 });
+    const t0 = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 80 }, async () => {
+        const res = await request(`${gateway}/${service}/slow/500`, { dispatcher: agent });
+        const body = await res.body.text();
+        return { status: res.statusCode, body, ms: Date.now() - t0 };
+      }),
+    );
+    await agent.close();
+    const overloaded = answers.filter((answer) => answer.status === 503);
+    expect(answers.filter((answer) => answer.status === 200)).toHaveLength(64);
+    expect(overloaded).toHaveLength(16);
+    for (const answer of overloaded) {
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'PORTICO_ERR_GATEWAY_OVERLOADED' });
+      expect(answer.ms).toBeLessThan(450);
+    }
   }, 30_000);
 
   it('answers 504 at the route timeout when an instance hangs', async () => {

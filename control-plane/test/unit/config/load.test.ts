@@ -47,6 +47,7 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 10_000,
       gatewayTimeoutMs: 30_000,
       gatewayConnectTimeoutMs: 5_000,
+      gatewayMaxConcurrent: 1_000,
       configFile: undefined,
     });
   });
@@ -73,6 +74,7 @@ describe('loadConfig', () => {
       PORTICO_SHUTDOWN_TIMEOUT: '1m30s',
       PORTICO_GATEWAY_TIMEOUT: '1500ms',
       PORTICO_GATEWAY_CONNECT_TIMEOUT: '2s',
+      PORTICO_GATEWAY_MAX_CONCURRENT: '64',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -90,6 +92,7 @@ describe('loadConfig', () => {
       shutdownTimeoutMs: 90_000,
       gatewayTimeoutMs: 1_500,
       gatewayConnectTimeoutMs: 2_000,
+      gatewayMaxConcurrent: 64,
       configFile: undefined,
     });
   });
