@@ -43,6 +43,7 @@ export class Gateway {
   readonly #pools: UpstreamPools;
   readonly #provider: RegistryProvider;
   readonly #server: Server;
+  readonly #proxy: GatewayProxy;
   #table = RouteTable.empty;
   #snapshot: TargetSnapshot = new Map();
   #routes: readonly GatewayRoute[] = [];
@@ -58,15 +59,16 @@ export class Gateway {
       connections: options.connectionsPerInstance ?? 128,
     });
     this.#provider = new RegistryProvider({ registry: options.registry, publish: (snapshot) => this.#swap(snapshot), logger: options.logger });
-    const proxy = new GatewayProxy({
+    const proxy = (this.#proxy = new GatewayProxy({
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
       maxAttempts: options.maxAttempts ?? 3,
       retryBudgetRatio: 0.2,
       guard: { maxConcurrent: options.maxConcurrentPerService ?? 1_000 },
       metrics: new GatewayMetrics(options.metricsRegistry),
       routes: () => this.#table,
-    });
+    }));
     this.#server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, proxy.handle);
+    this.#server.on('upgrade', proxy.upgrade);
   }
 
   /** The table requests are routed by now. */
@@ -103,6 +105,8 @@ export class Gateway {
   async close(): Promise<void> {
     this.#provider.close();
     this.#unsubscribeRoutes?.();
+    // Long-lived streams end cleanly first, or they would hold the server open until the timeout.
+    this.#proxy.closeStreams();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
     await closed;
@@ -122,5 +126,8 @@ export class Gateway {
   #swap(snapshot: TargetSnapshot): void {
     this.#snapshot = snapshot;
     this.#table = RouteTable.build(snapshot, this.#routes, this.#table, this.#pools, this.#options.balancer ?? 'round_robin');
+    // Instances no route reaches any more: their pools finish in-flight requests and close, and their
+    // long-lived streams end cleanly so clients reconnect elsewhere.
+    this.#proxy.closeStreams(this.#pools.retain(this.#table.origins));
   }
 }

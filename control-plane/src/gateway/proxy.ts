@@ -1,4 +1,6 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { connect } from 'node:net';
+import { type Duplex } from 'node:stream';
 import { type Dispatcher } from 'undici';
 import { type ErrorCode, ErrorCatalogue } from '../errors.js';
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
@@ -46,6 +48,13 @@ function hostOf(header: string | undefined): string {
   return host.toLowerCase();
 }
 
+function isEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if ((headers[i] as string).length === 12 && (headers[i] as string).toLowerCase() === 'content-type') return (headers[i + 1] as string).toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
+}
+
 /** Does the request carry a body? (RFC 9112, 6.3: only Content-Length or Transfer-Encoding say so.) */
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
@@ -65,6 +74,7 @@ export class GatewayProxy {
   readonly #budget: RetryBudget;
   readonly #detector: OutlierDetector;
   readonly #guards = new Map<string, ServiceGuard>();
+  readonly #streams = new Set<Stream>();
   readonly #proto: string;
 
   constructor(options: ProxyOptions & { metrics: GatewayMetrics; routes: () => RouteTable; tls?: boolean }) {
@@ -79,41 +89,121 @@ export class GatewayProxy {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const normalised = normaliseRequestPath(req.url ?? '/');
-    if (!normalised.ok) {
-      this.#fail(res, 'PORTICO_ERR_GATEWAY_BAD_PATH', `The request path cannot be routed safely: ${normalised.problem}.`);
-      this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 400, (performance.now() - started) / 1000);
+    const admitted = this.#admit(req, method);
+    if ('refusal' in admitted) {
+      const { refusal } = admitted;
+      sendError(res, refusal.code, refusal.message, refusal.headers);
+      this.#metrics.observe(refusal.service, refusal.route, method, ErrorCatalogue[refusal.code].status, (performance.now() - started) / 1000);
       return;
     }
-    const host = hostOf(req.headers.host);
-    const match = this.#routes().match(host, method, normalised.path, normalised.query);
-    if (match === undefined) {
-      this.#fail(res, 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', `No route or service matches ${normalised.path}.`);
-      this.#metrics.observe(NO_SERVICE, DISCOVERY_ROUTE, method, 404, (performance.now() - started) / 1000);
-      return;
-    }
-    if (match.service === undefined || match.service.upstreams.length === 0) {
-      this.#fail(res, 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', `The service "${match.serviceName}" has no instance passing its health checks.`);
-      this.#metrics.observe(match.serviceName, match.route, method, 503, (performance.now() - started) / 1000);
-      return;
-    }
-    const guard = this.#guard(match.serviceName);
-    const refusal = guard.enter();
-    if (refusal !== undefined) {
-      this.#metrics.rejected.inc({ service: match.serviceName, reason: refusal.reason });
-      if (refusal.reason === 'circuit_open') {
-        sendError(res, 'PORTICO_ERR_GATEWAY_CIRCUIT_OPEN', `"${match.serviceName}" is failing; the gateway is not sending it requests for now.`, {
-          'retry-after': String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000))),
-        });
-      } else {
-        sendError(res, 'PORTICO_ERR_GATEWAY_OVERLOADED', `"${match.serviceName}" has as many requests in flight as it may have.`);
-      }
-      this.#metrics.observe(match.serviceName, match.route, method, 503, (performance.now() - started) / 1000);
-      return;
-    }
-    const exchange = new Exchange(this, req, res, match, match.service, guard, method, started);
+    const exchange = new Exchange(this, req, res, admitted.match, admitted.match.service as ServiceRoute, admitted.guard, method, started);
     exchange.attempt();
   };
+
+  /**
+   * A WebSocket (or other) upgrade: routed like any request, then the two connections are joined
+   * byte for byte once the instance has the request. It is not cut by the request timeout; it counts
+   * against the service's bulkhead while open, and is closed when its instance leaves or the gateway stops.
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const method = req.method ?? 'GET';
+    const admitted = this.#admit(req, method);
+    if ('refusal' in admitted) {
+      const { refusal } = admitted;
+      writeRawError(socket, refusal.code, refusal.message, refusal.headers);
+      return;
+    }
+    const { match, guard } = admitted;
+    const route = match.service as ServiceRoute;
+    const upstream = route.balancer.pick(route.upstreams) as Upstream;
+    upstream.inflight += 1;
+    const headers = forwardRequestHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress ?? '', proto: this.#proto, prefix: match.prefix });
+    let text = `${method} ${match.path} HTTP/1.1\r\nhost: ${upstream.host}\r\nconnection: upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+    const target = connect({ host: upstream.address, port: upstream.port });
+    let ended = false;
+    const stream: Stream = {
+      origin: upstream.origin,
+      close: () => {
+        target.unpipe(socket);
+        // A WebSocket close frame, 1001 "going away", then the end of both connections.
+        if (req.headers.upgrade?.toLowerCase() === 'websocket') socket.end(Buffer.from([0x88, 0x02, 0x03, 0xe9]));
+        else socket.end();
+        target.destroy();
+      },
+    };
+    const end = (connected: boolean) => {
+      if (ended) return;
+      ended = true;
+      this.#streams.delete(stream);
+      upstream.inflight -= 1;
+      guard.leave(connected);
+      socket.destroy();
+      target.destroy();
+    };
+    target.once('connect', () => {
+      this.#streams.add(stream);
+      target.write(`${text}\r\n`);
+      if (head.length > 0) target.write(head);
+      socket.pipe(target);
+      target.pipe(socket);
+      target.once('close', () => end(true));
+      socket.once('close', () => end(true));
+    });
+    target.once('error', (error: Error & { code?: string }) => {
+      if (!ended && target.connecting) {
+        this.#metrics.upstreamErrors.inc({ service: route.service, kind: errorKind(error) });
+        writeRawError(socket, 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE', `No answer from "${route.service}" (${error.code ?? error.message}).`);
+      }
+      end(false);
+    });
+    socket.on('error', () => end(true));
+  };
+
+  /**
+   * End the long-lived exchanges (event streams, upgraded connections) to `origins` cleanly: their
+   * instance is leaving (or, without `origins`, the gateway is stopping). Clients see a clean end and
+   * reconnect, through the gateway, to an instance that stays.
+   */
+  closeStreams(origins?: readonly string[]): void {
+    for (const stream of [...this.#streams]) if (origins === undefined || origins.includes(stream.origin)) stream.close();
+  }
+
+  /** @internal Exchanges register their event streams here. */
+  get streams(): Set<Stream> {
+    return this.#streams;
+  }
+
+  /** Route a request and let it past its service's guard, or say how to refuse it. */
+  #admit(req: IncomingMessage, method: string): { match: RouteMatch; guard: ServiceGuard } | { refusal: Refusal } {
+    const normalised = normaliseRequestPath(req.url ?? '/');
+    if (!normalised.ok) {
+      return { refusal: { code: 'PORTICO_ERR_GATEWAY_BAD_PATH', message: `The request path cannot be routed safely: ${normalised.problem}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
+    }
+    const match = this.#routes().match(hostOf(req.headers.host), method, normalised.path, normalised.query);
+    if (match === undefined) {
+      return { refusal: { code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No route or service matches ${normalised.path}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
+    }
+    const at = { service: match.serviceName, route: match.route };
+    if (match.service === undefined || match.service.upstreams.length === 0) {
+      return { refusal: { code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', message: `The service "${match.serviceName}" has no instance passing its health checks.`, ...at } };
+    }
+    const guard = this.#guard(match.serviceName);
+    const refused = guard.enter();
+    if (refused === undefined) return { match, guard };
+    this.#metrics.rejected.inc({ service: match.serviceName, reason: refused.reason });
+    if (refused.reason === 'circuit_open') {
+      return {
+        refusal: {
+          code: 'PORTICO_ERR_GATEWAY_CIRCUIT_OPEN',
+          message: `"${match.serviceName}" is failing; the gateway is not sending it requests for now.`,
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(refused.retryAfterMs / 1000))) },
+          ...at,
+        },
+      };
+    }
+    return { refusal: { code: 'PORTICO_ERR_GATEWAY_OVERLOADED', message: `"${match.serviceName}" has as many requests in flight as it may have.`, ...at } };
+  }
 
   #guard(service: string): ServiceGuard {
     let guard = this.#guards.get(service);
@@ -147,9 +237,30 @@ export class GatewayProxy {
     return this.#proto;
   }
 
-  #fail(res: ServerResponse, code: ErrorCode, message: string): void {
-    sendError(res, code, message);
-  }
+}
+
+/** A request turned away before reaching an instance, and the labels to count it under. */
+interface Refusal {
+  code: ErrorCode;
+  message: string;
+  headers?: Record<string, string>;
+  service: string;
+  route: string;
+}
+
+/** A long-lived exchange the gateway may have to end cleanly. */
+export interface Stream {
+  origin: string;
+  close(): void;
+}
+
+/** An error answer written straight to a socket that has left Node's HTTP handling (an upgrade). */
+function writeRawError(socket: Duplex, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+  const statusCode = ErrorCatalogue[code].status;
+  const body = JSON.stringify({ code, message, statusCode });
+  let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`;
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+  socket.end(`${head}\r\n${body}`);
 }
 
 /** Answer with the error catalogue's JSON shape, unless the response has started already. */
@@ -184,6 +295,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   #tried: Set<Upstream> | undefined;
   #attempts = 0;
   #abort: ((reason?: Error) => void) | undefined;
+  /** Set when the response is an event stream, which the gateway may have to end on its own. */
+  #stream: Stream | undefined;
+  #closingStream = false;
   #responded = false;
   #done = false;
 
@@ -249,8 +363,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode >= 500) this.#proxy.detector.failure(this.#route, upstream);
     else this.#proxy.detector.success(upstream);
     const res = this.#res;
-    res.writeHead(statusCode, statusMessage, forwardResponseHeaders(rawHeaders));
+    const headers = forwardResponseHeaders(rawHeaders);
+    res.writeHead(statusCode, statusMessage, headers);
     res.on('drain', resume);
+    if (isEventStream(headers)) {
+      this.#stream = { origin: upstream.origin, close: () => this.#closeStream() };
+      this.#proxy.streams.add(this.#stream);
+    }
     return true;
   }
 
@@ -259,6 +378,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
+    this.#forgetStream();
     this.#release();
     this.#res.end();
     this.#record(this.#res.statusCode);
@@ -266,7 +386,13 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onError(error: Error & { code?: string }): void {
     const upstream = this.#upstream;
+    this.#forgetStream();
     this.#release();
+    if (this.#closingStream) {
+      // The gateway ended this event stream itself (its instance left, or the gateway is stopping).
+      this.#record(this.#res.statusCode);
+      return;
+    }
     if (this.#done) return;
     if (upstream !== undefined && !this.#responded) this.#proxy.detector.failure(this.#route, upstream);
     const metrics = this.#proxy.metrics;
@@ -296,11 +422,22 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   readonly #onClientClose = (): void => {
+    this.#forgetStream();
     if (this.#res.writableFinished) return;
     // The client went away: stop the upstream exchange too.
     if (!this.#done) this.#record(499);
     this.#abort?.();
   };
+
+  #closeStream(): void {
+    this.#closingStream = true;
+    this.#res.end();
+    this.#abort?.();
+  }
+
+  #forgetStream(): void {
+    if (this.#stream !== undefined) this.#proxy.streams.delete(this.#stream);
+  }
 
   #release(): void {
     if (this.#upstream !== undefined) {

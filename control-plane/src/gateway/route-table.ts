@@ -48,12 +48,14 @@ function makeBalancer(kind: BalancerKind): Balancer {
  * upstreams' in-flight counts), and every upstream keeps its pooled connections.
  */
 export class RouteTable {
-  static readonly empty = new RouteTable(new Map(), new Map());
+  static readonly empty = new RouteTable(new Map(), new Map(), new Set());
 
   private constructor(
     readonly services: ReadonlyMap<string, ServiceRoute>,
     /** Explicit routes by path prefix, each list host-specific first, then by name. */
     private readonly explicit: ReadonlyMap<string, readonly CompiledRoute[]>,
+    /** Every origin some service routes to: the pools to keep. */
+    readonly origins: ReadonlySet<string>,
   ) {}
 
   route(service: string): ServiceRoute | undefined {
@@ -105,14 +107,12 @@ export class RouteTable {
           const origin = `http://${target.address.includes(':') ? `[${target.address}]` : target.address}:${target.port}`;
           const kept = reusable.get(target.instanceId);
           if (kept !== undefined && kept.origin === origin && kept.weight === target.weight) return kept;
-          return new Upstream(target.instanceId, origin, origin.slice('http://'.length), target.weight, pools.get(origin));
+          return new Upstream(target.instanceId, origin, origin.slice('http://'.length), target.weight, pools.get(origin), target.address, target.port);
         });
         services.set(service, { service, targets, upstreams, balancer: makeBalancer(balancer) });
       }
       for (const upstream of (services.get(service) as ServiceRoute).upstreams) origins.add(upstream.origin);
     }
-    // Pools no service routes to any more finish their in-flight requests and close.
-    pools.retain(origins);
 
     const explicit = new Map<string, CompiledRoute[]>();
     for (const route of routes) {
@@ -126,6 +126,6 @@ export class RouteTable {
     for (const list of explicit.values()) {
       list.sort((a, b) => (a.route.host === null ? 1 : 0) - (b.route.host === null ? 1 : 0) || (a.route.name < b.route.name ? -1 : 1));
     }
-    return new RouteTable(services, explicit);
+    return new RouteTable(services, explicit, origins);
   }
 }

@@ -18,9 +18,12 @@ export class Upstream {
   constructor(
     readonly instanceId: string,
     readonly origin: string,
+    /** `address:port` (an IPv6 address in brackets), the `Host` an upstream request carries. */
     readonly host: string,
     readonly weight: number,
     readonly pool: Pool,
+    readonly address = '',
+    readonly port = 0,
   ) {}
 }
 
@@ -60,13 +63,16 @@ export class UpstreamPools {
     return pool;
   }
 
-  /** Close the pools of origins not in `inUse`, letting their in-flight requests finish. */
-  retain(inUse: ReadonlySet<string>): void {
+  /** Close the pools of origins not in `inUse`, letting their in-flight requests finish; returns those origins. */
+  retain(inUse: ReadonlySet<string>): string[] {
+    const retired: string[] = [];
     for (const [origin, pool] of this.#pools) {
       if (inUse.has(origin)) continue;
       this.#pools.delete(origin);
+      retired.push(origin);
       void pool.close().catch(() => undefined);
     }
+    return retired;
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_PLANE_DIR, freePort, run, runControlPlane, type RunningProcess, waitForHttp, cleanEnv } from '../support/control-plane-process.js';
 
@@ -266,6 +266,56 @@ describe('gateway', () => {
     // Requests in flight at the deregistration finished on the leaving instance; later ones went to the other.
     expect(served.slice(leftAt + 8)).not.toContain(started[0]!.name);
     expect(served.slice(leftAt + 8).length).toBeGreaterThan(10);
+  }, 30_000);
+
+  it('keeps an event stream open past the request timeout, and ends it cleanly when its instance leaves', async () => {
+    const service = `sse-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, [upstream.name]);
+    const res = await fetch(`${gateway}/${service}/sse`);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1_500) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended early');
+      text += decoder.decode(value);
+    }
+    // PORTICO_GATEWAY_TIMEOUT is 1 s: the stream outlived it.
+    expect(text.match(/^data: /gm)?.length).toBeGreaterThanOrEqual(10);
+    await deregister(upstream.name);
+    const endedAt = Date.now();
+    for (;;) {
+      const { done } = await reader.read(); // a reset would throw here
+      if (done) break;
+    }
+    expect(Date.now() - endedAt).toBeLessThan(2_000);
+  }, 30_000);
+
+  it('carries a WebSocket past the request timeout, and closes it with 1001 when its instance leaves', async () => {
+    const service = `ws-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await routable(`/${service}/whoami`, [upstream.name]);
+    const socket = new WebSocket(`ws://127.0.0.1:${gatewayPort}/${service}/ws`);
+    const messages: string[] = [];
+    const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
+    socket.addEventListener('message', (event) => messages.push(String(event.data)));
+    await new Promise((resolve, reject) => {
+      socket.addEventListener('open', resolve);
+      socket.addEventListener('error', reject);
+    });
+    socket.send('one');
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    socket.send('two');
+    const deadline = Date.now() + 2_000;
+    while (messages.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(messages).toEqual([`${upstream.name}: one`, `${upstream.name}: two`]);
+    await deregister(upstream.name);
+    expect(await closed).toBe(1001);
   }, 30_000);
 
   describe('paths and headers', () => {

@@ -6,9 +6,12 @@
  *   /status/:code  an empty answer with that status
  *   /slow/:ms      its name after that many milliseconds
  *   /hang          never answers
+ *   /sse           an event stream, one event every 100 ms, never ending
+ *   /ws            a WebSocket echo
  * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen.
  */
 import { createServer } from 'node:http';
+import { WebSocketServer } from 'ws';
 
 const name = process.env.UPSTREAM_NAME ?? 'upstream';
 let count = 0;
@@ -32,6 +35,11 @@ const server = createServer((req, res) => {
     res.end();
   } else if (url.startsWith('/slow/')) {
     setTimeout(() => res.end(name), Number(url.slice('/slow/'.length)));
+  } else if (url === '/sse') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let n = 0;
+    const timer = setInterval(() => res.write(`id: ${++n}\ndata: ${name} ${n}\n\n`), 100);
+    res.on('close', () => clearInterval(timer));
   } else if (url === '/hang') {
     // never answers
   } else {
@@ -40,4 +48,7 @@ const server = createServer((req, res) => {
   }
 });
 server.keepAliveTimeout = 60_000;
+// /ws: a WebSocket echo, each message answered as "<name>: <message>".
+const sockets = new WebSocketServer({ server, path: '/ws' });
+sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}: ${String(data)}`)));
 server.listen(Number(process.env.UPSTREAM_PORT), '127.0.0.1', () => process.stdout.write(`listening ${name}\n`));
