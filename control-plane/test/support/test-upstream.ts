@@ -50,5 +50,5 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 // /ws: a WebSocket echo, each message answered as "<name>: <message>".
 const sockets = new WebSocketServer({ server, path: '/ws' });
-sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}: ${String(data)}`)));
+sockets.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}: ${(data as Buffer).toString('utf8')}`)));
 server.listen(Number(process.env.UPSTREAM_PORT), '127.0.0.1', () => process.stdout.write(`listening ${name}\n`));
