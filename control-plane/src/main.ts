@@ -2,6 +2,7 @@
  * The composition root: configuration → adapters → start. The only file that picks adapters.
  * `npm start` runs this file.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import packageJson from '../package.json' with { type: 'json' };
 import { buildApp } from './api/app.js';
@@ -34,6 +35,19 @@ function createRegistry(config: PorticoConfig, store: Store, logger: Logger): Re
     return new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, auditLog: store.audit, logger });
   }
   return new EmbeddedRegistryBackend({ store, logger, createScheduler: (onResult) => new HealthChecker({ onResult, logger }) });
+}
+
+/** The gateway's certificate and key, when configured. @throws PorticoError `PORTICO_ERR_CONFIG_INVALID` when unreadable. */
+function readGatewayTls(config: PorticoConfig): { cert: Buffer; key: Buffer } | undefined {
+  if (config.gatewayTlsCert === undefined || config.gatewayTlsKey === undefined) return undefined;
+  const read = (path: string, variable: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new PorticoError('PORTICO_ERR_CONFIG_INVALID', { message: `${variable}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}).`, cause: error });
+    }
+  };
+  return { cert: read(config.gatewayTlsCert, 'PORTICO_GATEWAY_TLS_CERT'), key: read(config.gatewayTlsKey, 'PORTICO_GATEWAY_TLS_KEY') };
 }
 
 function printFirstAdminToken(secret: string): void {
@@ -144,13 +158,15 @@ async function start(): Promise<void> {
       requestTimeoutMs: config.gatewayTimeoutMs,
       connectTimeoutMs: config.gatewayConnectTimeoutMs,
       maxConcurrentPerService: config.gatewayMaxConcurrent,
+      tls: readGatewayTls(config),
     });
     closers.push({ name: 'gateway', close: () => gateway.close() });
     const gatewayAddress = await gateway.listen({ host: config.host, port: config.gatewayPort });
+    const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
     logger.info(
       {
         url: `http://${config.host}:${port}`,
-        gateway: `http://${config.host}:${gatewayAddress.port}`,
+        gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`,
         store: store.dialect,
         registry: registry.kind,
         redis: redis.private ? 'private' : 'external',

@@ -27,5 +27,7 @@ export const CONFIG_DEFAULTS: Readonly<Omit<PorticoConfig, 'redisUrlIsDefault'>>
   gatewayTimeoutMs: 30_000,
   gatewayConnectTimeoutMs: 5_000,
   gatewayMaxConcurrent: 1_000,
+  gatewayTlsCert: undefined,
+  gatewayTlsKey: undefined,
   configFile: undefined,
 };

@@ -136,6 +136,14 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<PorticoCon
     });
   }
 
+  // The gateway's certificate and key come as a pair.
+  for (const [name, other, otherName] of [
+    ['PORTICO_GATEWAY_TLS_CERT', config.gatewayTlsKey, 'PORTICO_GATEWAY_TLS_KEY'],
+    ['PORTICO_GATEWAY_TLS_KEY', config.gatewayTlsCert, 'PORTICO_GATEWAY_TLS_CERT'],
+  ] as const) {
+    if ((fromEnv.has(name) || fromFile.has(name)) && other === undefined) problems.push({ variable: otherName, problem: `must be set too when ${name} is set` });
+  }
+
   if (problems.length > 0 || !Value.Check(PorticoConfigSchema, config)) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
     throw new PorticoError('PORTICO_ERR_CONFIG_INVALID', {

@@ -125,6 +125,16 @@ export const PorticoConfigSchema = Type.Object({
     maximum: 1_000_000,
     ...variable({ name: 'PORTICO_GATEWAY_MAX_CONCURRENT', expected: 'a whole number of requests, at least 1' }),
   }),
+  gatewayTlsCert: optional(Type.String({ minLength: 1 }), {
+    name: 'PORTICO_GATEWAY_TLS_CERT',
+    expected: 'the path of a PEM certificate (chain) for the gateway port',
+    read: 'path',
+  }),
+  gatewayTlsKey: optional(Type.String({ minLength: 1 }), {
+    name: 'PORTICO_GATEWAY_TLS_KEY',
+    expected: 'the path of the PEM private key of PORTICO_GATEWAY_TLS_CERT',
+    read: 'path',
+  }),
   configFile: optional(Type.String({ minLength: 1 }), {
     name: 'PORTICO_CONFIG_FILE',
     expected: 'the path of a JSON config file',

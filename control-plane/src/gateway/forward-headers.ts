@@ -49,6 +49,11 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
+    // HTTP/2's pseudo-headers (:method, :path, :scheme, :authority) describe this hop only.
+    if (name.charCodeAt(0) === 58) {
+      if (name === ':authority') host = value;
+      continue;
+    }
     const lower = name.toLowerCase();
     if (lower === 'host') host = value;
     if (REQUEST_DROPPED.has(lower) || hopByHop?.has(lower) === true) continue;

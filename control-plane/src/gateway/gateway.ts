@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { type AddressInfo } from 'node:net';
 import { type Registry } from 'prom-client';
 import { type RegistryBackend } from '../registry/registry-backend.js';
@@ -27,6 +28,8 @@ export interface GatewayOptions {
   maxConcurrentPerService?: number;
   /** Connections per instance (default 128). */
   connectionsPerInstance?: number;
+  /** Serve TLS (PEM certificate chain and key), offering HTTP/2 and HTTP/1.1 by ALPN. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
   /** Idle keep-alive connections to instances are closed after this long (default 30 s). */
   keepAliveTimeoutMs?: number;
 }
@@ -42,7 +45,7 @@ export class Gateway {
   readonly #options: GatewayOptions;
   readonly #pools: UpstreamPools;
   readonly #provider: RegistryProvider;
-  readonly #server: Server;
+  readonly #server: Server | ReturnType<typeof createSecureServer>;
   readonly #proxy: GatewayProxy;
   #table = RouteTable.empty;
   #snapshot: TargetSnapshot = new Map();
@@ -66,9 +69,18 @@ export class Gateway {
       guard: { maxConcurrent: options.maxConcurrentPerService ?? 1_000 },
       metrics: new GatewayMetrics(options.metricsRegistry),
       routes: () => this.#table,
+      tls: options.tls !== undefined,
     }));
-    this.#server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, proxy.handle);
-    this.#server.on('upgrade', proxy.upgrade);
+    if (options.tls === undefined) {
+      this.#server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 }, proxy.handle);
+    } else {
+      // HTTP/2's compatibility API has the members the proxy uses (method, url, headers, rawHeaders,
+      // socket; writeHead with a raw header list, write, end, 'drain', 'close'), so one handler serves both.
+      const handle = proxy.handle as unknown as Parameters<typeof createSecureServer>[1];
+      this.#server = createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handle);
+    }
+    // Upgrades arrive on HTTP/1.1 connections, with or without TLS.
+    (this.#server as Server).on('upgrade', proxy.upgrade);
   }
 
   /** The table requests are routed by now. */
@@ -108,7 +120,7 @@ export class Gateway {
     // Long-lived streams end cleanly first, or they would hold the server open until the timeout.
     this.#proxy.closeStreams();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    if ('closeIdleConnections' in this.#server) this.#server.closeIdleConnections();
     await closed;
     await this.#pools.close();
   }

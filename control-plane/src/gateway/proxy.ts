@@ -180,7 +180,7 @@ export class GatewayProxy {
     if (!normalised.ok) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_BAD_PATH', message: `The request path cannot be routed safely: ${normalised.problem}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
     }
-    const match = this.#routes().match(hostOf(req.headers.host), method, normalised.path, normalised.query);
+    const match = this.#routes().match(hostOf(req.headers.host ?? (req.headers[':authority'] as string | undefined)), method, normalised.path, normalised.query);
     if (match === undefined) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No route or service matches ${normalised.path}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
     }
@@ -364,7 +364,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     else this.#proxy.detector.success(upstream);
     const res = this.#res;
     const headers = forwardResponseHeaders(rawHeaders);
-    res.writeHead(statusCode, statusMessage, headers);
+    // HTTP/2 has no reason phrase.
+    if (this.#req.httpVersionMajor === 2) res.writeHead(statusCode, headers);
+    else res.writeHead(statusCode, statusMessage, headers);
     res.on('drain', resume);
     if (isEventStream(headers)) {
       this.#stream = { origin: upstream.origin, close: () => this.#closeStream() };

@@ -48,6 +48,8 @@ describe('loadConfig', () => {
       gatewayTimeoutMs: 30_000,
       gatewayConnectTimeoutMs: 5_000,
       gatewayMaxConcurrent: 1_000,
+      gatewayTlsCert: undefined,
+      gatewayTlsKey: undefined,
       configFile: undefined,
     });
   });
@@ -75,6 +77,8 @@ describe('loadConfig', () => {
       PORTICO_GATEWAY_TIMEOUT: '1500ms',
       PORTICO_GATEWAY_CONNECT_TIMEOUT: '2s',
       PORTICO_GATEWAY_MAX_CONCURRENT: '64',
+      PORTICO_GATEWAY_TLS_CERT: 'tls/cert.pem',
+      PORTICO_GATEWAY_TLS_KEY: '/etc/portico/key.pem',
     });
     expect(config).toEqual({
       host: '0.0.0.0',
@@ -93,8 +97,15 @@ describe('loadConfig', () => {
       gatewayTimeoutMs: 1_500,
       gatewayConnectTimeoutMs: 2_000,
       gatewayMaxConcurrent: 64,
+      gatewayTlsCert: '/srv/portico/tls/cert.pem',
+      gatewayTlsKey: '/etc/portico/key.pem',
       configFile: undefined,
     });
+  });
+
+  it('wants the gateway\'s certificate and key together', () => {
+    expect(() => load({ PORTICO_GATEWAY_TLS_CERT: 'cert.pem' })).toThrow(/PORTICO_GATEWAY_TLS_KEY: must be set too when PORTICO_GATEWAY_TLS_CERT is set/);
+    expect(() => load({ PORTICO_GATEWAY_TLS_KEY: 'key.pem' })).toThrow(/PORTICO_GATEWAY_TLS_CERT: must be set too/);
   });
 
   it('keeps an absolute data directory as it is', () => {
