@@ -16,4 +16,17 @@ describe('the portico-agent process', () => {
     expect(await started.exited).toBe(0);
     expect(started.output()).toMatch(/^Usage: portico-agent --service <name> --port <port>/);
   });
+
+  it('starts the service even when the control plane cannot be reached, and exits with its code', async () => {
+    const started = startSidecar(['--service', 'catalog', '--port', '4002', '--control-plane', 'http://127.0.0.1:1', '--', process.execPath, '-e', "console.log('child started'); setTimeout(() => process.exit(5), 300)"], 'ptc_secret');
+    expect(await started.exited).toBe(5);
+    expect(started.output()).toContain('child started');
+    expect(started.output()).toContain('"msg":"control plane unreachable: retrying with backoff; the local check keeps running"');
+  });
+
+  it('exits 127 when the command cannot be started', async () => {
+    const started = startSidecar(['--service', 'catalog', '--port', '4002', '--control-plane', 'http://127.0.0.1:1', '--', '/nonexistent/portico-test-command'], 'ptc_secret');
+    expect(await started.exited).toBe(127);
+    expect(started.output()).toMatch(/"msg":"could not start the service"/);
+  });
 });
