@@ -71,6 +71,9 @@ export const ErrorCatalogue = {
   PORTICO_ERR_GATEWAY_UPSTREAM_FAILED: define(502, 'The service\'s answer broke off.', true),
   PORTICO_ERR_GATEWAY_CIRCUIT_OPEN: define(503, 'The service is failing; the gateway is not sending it requests for a while.', true),
   PORTICO_ERR_GATEWAY_OVERLOADED: define(503, 'The service has as many requests in flight as it may have.', true),
+  PORTICO_ERR_GATEWAY_UNAUTHORIZED: define(401, 'This route needs valid credentials.'),
+  PORTICO_ERR_GATEWAY_RATE_LIMITED: define(429, 'Too many requests: slow down and retry after the time given.', true),
+  PORTICO_ERR_GATEWAY_CORS_REJECTED: define(403, 'That origin may not call this route.'),
 
   // Lifecycle.
   PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import packageJson from '../package.json' with { type: 'json' };
 import { buildApp } from './api/app.js';
 import { TokenService } from './auth/token-service.js';
@@ -150,7 +151,12 @@ async function start(): Promise<void> {
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
 
     // The data plane, on its own port: nothing but proxied requests are served there.
+    // Its own Redis connection (shared rate limits) fails fast: a limit check never queues behind an outage.
+    const gatewayRedis = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+    gatewayRedis.on('error', (error) => logger.debug({ err: error }, 'gateway redis connection error'));
+    closers.push({ name: 'gateway redis', close: async () => void (await gatewayRedis.quit().catch(() => gatewayRedis.disconnect())) });
     const gateway = new Gateway({
+      redis: gatewayRedis,
       registry,
       routes,
       metricsRegistry: metrics.registry,

@@ -15,6 +15,8 @@ export interface ForwardContext {
   remoteAddress: string;
   /** `http` or `https`, as the client reached the gateway. */
   proto: string;
+  /** More request headers (lower case) not to forward, e.g. an API key the gateway has checked. */
+  drop?: readonly string[] | undefined;
   /** What the route took off the front of the path (`/<service>` for the discovery rule); empty: nothing. */
   prefix: string;
 }
@@ -56,7 +58,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
     }
     const lower = name.toLowerCase();
     if (lower === 'host') host = value;
-    if (REQUEST_DROPPED.has(lower) || hopByHop?.has(lower) === true) continue;
+    if (REQUEST_DROPPED.has(lower) || hopByHop?.has(lower) === true || context.drop?.includes(lower) === true) continue;
     if (GATEWAY_OWNED.has(lower)) {
       if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
       else if (lower === 'forwarded') forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;

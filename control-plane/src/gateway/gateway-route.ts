@@ -1,6 +1,7 @@
 import { PorticoError } from '../errors.js';
 import { SERVICE_NAME_PATTERN } from '../registry/registry.js';
 import { type BalancerKind } from './balancers/balancer.js';
+import { type RouteMiddlewares } from './middlewares/pipeline.js';
 import { normaliseRequestPath } from './request-path.js';
 
 /** What an operator says about an explicit route (`/api/v1/routes`). */
@@ -20,6 +21,8 @@ export interface RouteSpec {
   /** Per attempt, how long the instance may take to start answering; `null`: `PORTICO_GATEWAY_TIMEOUT`. */
   timeoutMs: number | null;
   balancer: BalancerKind;
+  /** What the route's requests go through before an instance (CORS, API keys, rate limits). */
+  middlewares: RouteMiddlewares;
 }
 
 /** A stored route. */
@@ -59,7 +62,7 @@ export function canonicalRoute(spec: RouteSpec): RouteSpec {
     if (methods.length === 0 || !methods.every((method) => METHOD.test(method))) throw invalid('methods', 'must be one or more HTTP method names');
   }
   if (spec.timeoutMs !== null && !(spec.timeoutMs > 0)) throw invalid('timeout', 'must be a positive duration');
-  return { ...spec, pathPrefix, host, methods };
+  return { ...spec, pathPrefix, host, methods, middlewares: canonicalMiddlewares(spec.middlewares) };
 }
 
 /** Would some request match both routes (same host and prefix, and a method in common)? */
@@ -67,4 +70,37 @@ export function routesOverlap(a: RouteSpec, b: RouteSpec): boolean {
   if (a.pathPrefix !== b.pathPrefix || a.host !== b.host) return false;
   if (a.methods === null || b.methods === null) return true;
   return a.methods.some((method) => (b.methods as string[]).includes(method));
+}
+
+const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
+  const out: RouteMiddlewares = {};
+  const { cors, apiKey, rateLimit } = middlewares;
+  if (cors !== undefined) {
+    if (cors.origins.length === 0 || !cors.origins.every((origin) => origin === '*' || ORIGIN.test(origin))) {
+      throw invalid('middlewares/cors/origins', 'must list "*" or origins such as "https://shop.example"');
+    }
+    if (cors.origins.includes('*') && cors.credentials === true) throw invalid('middlewares/cors/credentials', 'cannot be true with origin "*"');
+    out.cors = { ...cors, ...(cors.methods === undefined ? {} : { methods: cors.methods.map((method) => method.toUpperCase()) }) };
+  }
+  if (apiKey !== undefined) {
+    if (apiKey.keys.length === 0) throw invalid('middlewares/apiKey/keys', 'must hold at least one key');
+    if (!apiKey.keys.every((key) => SHA256_HEX.test(key.hash))) throw invalid('middlewares/apiKey/keys', 'must each be a key or its SHA-256 in hex');
+    if (new Set(apiKey.keys.map((key) => key.hash)).size !== apiKey.keys.length) throw invalid('middlewares/apiKey/keys', 'must not repeat a key');
+    if (apiKey.header !== undefined && !HEADER_NAME.test(apiKey.header)) throw invalid('middlewares/apiKey/header', 'must be a header name');
+    out.apiKey = { ...apiKey, ...(apiKey.header === undefined ? {} : { header: apiKey.header.toLowerCase() }) };
+  }
+  if (rateLimit !== undefined) {
+    if (!(rateLimit.requestsPerSecond > 0)) throw invalid('middlewares/rateLimit/requestsPerSecond', 'must be more than 0');
+    if (rateLimit.burst !== undefined && !(rateLimit.burst >= 1)) throw invalid('middlewares/rateLimit/burst', 'must be at least 1');
+    const key = rateLimit.key ?? 'ip';
+    if (!(key === 'ip' || key === 'consumer' || (key.startsWith('header:') && HEADER_NAME.test(key.slice(7))))) {
+      throw invalid('middlewares/rateLimit/key', 'must be "ip", "consumer" or "header:<name>"');
+    }
+    out.rateLimit = { ...rateLimit, key, store: rateLimit.store ?? 'memory' };
+  }
+  return out;
 }

@@ -5,6 +5,10 @@ import { type Registry } from 'prom-client';
 import { type RegistryBackend } from '../registry/registry-backend.js';
 import { type BalancerKind } from './balancers/balancer.js';
 import { type GatewayRoute } from './gateway-route.js';
+import { type Middleware } from './middlewares/middleware.js';
+import { compileMiddlewares } from './middlewares/pipeline.js';
+import { MemoryBuckets, RedisBuckets } from './middlewares/rate-limit/rate-limit.js';
+import { type Redis } from 'ioredis';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { RegistryProvider, type TargetSnapshot } from './providers/registry-provider.js';
 import { GatewayProxy } from './proxy.js';
@@ -28,6 +32,8 @@ export interface GatewayOptions {
   maxConcurrentPerService?: number;
   /** Connections per instance (default 128). */
   connectionsPerInstance?: number;
+  /** Redis, for rate limits shared by every gateway replica (`rateLimit.store: redis`). */
+  redis?: Redis;
   /** Serve TLS (PEM certificate chain and key), offering HTTP/2 and HTTP/1.1 by ALPN. */
   tls?: { cert: Buffer | string; key: Buffer | string };
   /** Idle keep-alive connections to instances are closed after this long (default 30 s). */
@@ -53,6 +59,9 @@ export class Gateway {
   /** Route reloads, one after another, so the last change always wins. */
   #reloading: Promise<void> = Promise.resolve();
   #unsubscribeRoutes: (() => void) | undefined;
+  /** Each route's middlewares, kept while the route is unchanged so their state (rate-limit buckets) lasts. */
+  #compiled = new Map<string, { updatedAt: number; middlewares: readonly Middleware[] }>();
+  readonly #buckets: { memory: MemoryBuckets; redis?: RedisBuckets };
 
   constructor(options: GatewayOptions) {
     this.#options = options;
@@ -61,6 +70,7 @@ export class Gateway {
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 30_000,
       connections: options.connectionsPerInstance ?? 128,
     });
+    this.#buckets = { memory: new MemoryBuckets(), ...(options.redis === undefined ? {} : { redis: new RedisBuckets(options.redis) }) };
     this.#provider = new RegistryProvider({ registry: options.registry, publish: (snapshot) => this.#swap(snapshot), logger: options.logger });
     const proxy = (this.#proxy = new GatewayProxy({
       requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
@@ -125,9 +135,22 @@ export class Gateway {
     await this.#pools.close();
   }
 
+  #middlewares(route: GatewayRoute): readonly Middleware[] {
+    const known = this.#compiled.get(route.id);
+    if (known !== undefined && known.updatedAt === route.updatedAt.getTime()) return known.middlewares;
+    const middlewares = compileMiddlewares(route, {
+      buckets: this.#buckets,
+      onError: (error) => this.#options.logger?.error({ err: error, route: route.name }, 'a gateway middleware failed'),
+    });
+    this.#compiled.set(route.id, { updatedAt: route.updatedAt.getTime(), middlewares });
+    return middlewares;
+  }
+
   async #reloadRoutes(): Promise<void> {
     try {
       this.#routes = (await this.#options.routes?.list()) ?? [];
+      const ids = new Set(this.#routes.map((route) => route.id));
+      for (const id of this.#compiled.keys()) if (!ids.has(id)) this.#compiled.delete(id);
       this.#swap(this.#snapshot);
     } catch (error) {
       // Keep routing by the routes already loaded; the next change tries again.
@@ -137,7 +160,7 @@ export class Gateway {
 
   #swap(snapshot: TargetSnapshot): void {
     this.#snapshot = snapshot;
-    this.#table = RouteTable.build(snapshot, this.#routes, this.#table, this.#pools, this.#options.balancer ?? 'round_robin');
+    this.#table = RouteTable.build(snapshot, this.#routes, this.#table, this.#pools, this.#options.balancer ?? 'round_robin', (route) => this.#middlewares(route));
     // Instances no route reaches any more: their pools finish in-flight requests and close, and their
     // long-lived streams end cleanly so clients reconnect elsewhere.
     this.#proxy.closeStreams(this.#pools.retain(this.#table.origins));

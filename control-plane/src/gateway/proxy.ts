@@ -1,12 +1,14 @@
-import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
-import { connect } from 'node:net';
+import { type IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
 import { type Dispatcher } from 'undici';
 import { type ErrorCode, ErrorCatalogue } from '../errors.js';
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
 import { type GatewayMetrics } from './gateway-metrics.js';
+import { type MiddlewareContext, runMiddlewares } from './middlewares/middleware.js';
 import { OutlierDetector } from './outlier-detector.js';
 import { normaliseRequestPath } from './request-path.js';
+import { sendError, writeRawError } from './respond.js';
 import { RetryBudget } from './retry-budget.js';
 import { type RouteMatch, type RouteTable, type ServiceRoute } from './route-table.js';
 import { ServiceGuard, type ServiceGuardOptions } from './service-guard.js';
@@ -89,16 +91,42 @@ export class GatewayProxy {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const admitted = this.#admit(req, method);
-    if ('refusal' in admitted) {
-      const { refusal } = admitted;
-      sendError(res, refusal.code, refusal.message, refusal.headers);
-      this.#metrics.observe(refusal.service, refusal.route, method, ErrorCatalogue[refusal.code].status, (performance.now() - started) / 1000);
+    const routed = this.#route(req, method);
+    if ('refusal' in routed) {
+      this.#refuse(res, routed.refusal, method, started);
       return;
     }
-    const exchange = new Exchange(this, req, res, admitted.match, admitted.match.service as ServiceRoute, admitted.guard, method, started);
-    exchange.attempt();
+    const { match } = routed;
+    if (match.middlewares.length === 0) {
+      this.#forward(req, res, match, undefined, method, started);
+      return;
+    }
+    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined };
+    let forwarded = false;
+    // A middleware that answers itself (401, 429, a preflight) is counted once its answer is sent.
+    res.once('finish', () => {
+      if (!forwarded) this.#metrics.observe(match.serviceName, match.route, method, res.statusCode, (performance.now() - started) / 1000);
+    });
+    runMiddlewares(match.middlewares, context, () => {
+      forwarded = true;
+      this.#forward(req, res, match, context, method, started);
+    });
   };
+
+  #forward(req: IncomingMessage, res: ServerResponse, match: RouteMatch, context: MiddlewareContext | undefined, method: string, started: number): void {
+    const entered = this.#enter(match);
+    if ('refusal' in entered) {
+      this.#refuse(res, entered.refusal, method, started);
+      return;
+    }
+    const exchange = new Exchange(this, req, res, match, match.service as ServiceRoute, entered.guard, context, method, started);
+    exchange.attempt();
+  }
+
+  #refuse(res: ServerResponse, refusal: Refusal, method: string, started: number): void {
+    sendError(res, refusal.code, refusal.message, refusal.headers);
+    this.#metrics.observe(refusal.service, refusal.route, method, ErrorCatalogue[refusal.code].status, (performance.now() - started) / 1000);
+  }
 
   /**
    * A WebSocket (or other) upgrade: routed like any request, then the two connections are joined
@@ -107,17 +135,42 @@ export class GatewayProxy {
    */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const method = req.method ?? 'GET';
-    const admitted = this.#admit(req, method);
-    if ('refusal' in admitted) {
-      const { refusal } = admitted;
-      writeRawError(socket, refusal.code, refusal.message, refusal.headers);
+    const routed = this.#route(req, method);
+    if ('refusal' in routed) {
+      writeRawError(socket, routed.refusal.code, routed.refusal.message, routed.refusal.headers);
       return;
     }
-    const { match, guard } = admitted;
+    const { match } = routed;
+    if (match.middlewares.length === 0) {
+      this.#join(req, socket, head, match, undefined);
+      return;
+    }
+    // The route's middlewares apply to upgrades too (an API key cannot be skipped by asking for a
+    // WebSocket); one that answers writes an ordinary HTTP response on the socket.
+    const res = new ServerResponse(req);
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => socket.end());
+    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined };
+    runMiddlewares(match.middlewares, context, () => {
+      res.removeAllListeners('finish');
+      res.detachSocket(socket as Socket);
+      this.#join(req, socket, head, match, context);
+    });
+  };
+
+  #join(req: IncomingMessage, socket: Duplex, head: Buffer, match: RouteMatch, context: MiddlewareContext | undefined): void {
+    const method = req.method ?? 'GET';
+    const admitted = this.#enter(match);
+    if ('refusal' in admitted) {
+      writeRawError(socket, admitted.refusal.code, admitted.refusal.message, admitted.refusal.headers);
+      return;
+    }
+    const { guard } = admitted;
     const route = match.service as ServiceRoute;
     const upstream = route.balancer.pick(route.upstreams) as Upstream;
     upstream.inflight += 1;
-    const headers = forwardRequestHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress ?? '', proto: this.#proto, prefix: match.prefix });
+    const headers = forwardRequestHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress ?? '', proto: this.#proto, prefix: match.prefix, drop: context?.droppedHeaders });
+    if (context !== undefined) headers.push(...context.upstreamHeaders);
     let text = `${method} ${match.path} HTTP/1.1\r\nhost: ${upstream.host}\r\nconnection: upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
     const target = connect({ host: upstream.address, port: upstream.port });
@@ -158,7 +211,7 @@ export class GatewayProxy {
       end(false);
     });
     socket.on('error', () => end(true));
-  };
+  }
 
   /**
    * End the long-lived exchanges (event streams, upgraded connections) to `origins` cleanly: their
@@ -174,8 +227,8 @@ export class GatewayProxy {
     return this.#streams;
   }
 
-  /** Route a request and let it past its service's guard, or say how to refuse it. */
-  #admit(req: IncomingMessage, method: string): { match: RouteMatch; guard: ServiceGuard } | { refusal: Refusal } {
+  /** Find where a request goes, or say how to refuse it. */
+  #route(req: IncomingMessage, method: string): { match: RouteMatch } | { refusal: Refusal } {
     const normalised = normaliseRequestPath(req.url ?? '/');
     if (!normalised.ok) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_BAD_PATH', message: `The request path cannot be routed safely: ${normalised.problem}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
@@ -184,13 +237,25 @@ export class GatewayProxy {
     if (match === undefined) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No route or service matches ${normalised.path}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
     }
-    const at = { service: match.serviceName, route: match.route };
     if (match.service === undefined || match.service.upstreams.length === 0) {
-      return { refusal: { code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', message: `The service "${match.serviceName}" has no instance passing its health checks.`, ...at } };
+      return {
+        refusal: {
+          code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE',
+          message: `The service "${match.serviceName}" has no instance passing its health checks.`,
+          service: match.serviceName,
+          route: match.route,
+        },
+      };
     }
+    return { match };
+  }
+
+  /** Let a routed request past its service's circuit breaker and bulkhead, or say how to refuse it. */
+  #enter(match: RouteMatch): { guard: ServiceGuard } | { refusal: Refusal } {
     const guard = this.#guard(match.serviceName);
     const refused = guard.enter();
-    if (refused === undefined) return { match, guard };
+    if (refused === undefined) return { guard };
+    const at = { service: match.serviceName, route: match.route };
     this.#metrics.rejected.inc({ service: match.serviceName, reason: refused.reason });
     if (refused.reason === 'circuit_open') {
       return {
@@ -254,27 +319,6 @@ export interface Stream {
   close(): void;
 }
 
-/** An error answer written straight to a socket that has left Node's HTTP handling (an upgrade). */
-function writeRawError(socket: Duplex, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
-  const statusCode = ErrorCatalogue[code].status;
-  const body = JSON.stringify({ code, message, statusCode });
-  let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n`;
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
-  socket.end(`${head}\r\n${body}`);
-}
-
-/** Answer with the error catalogue's JSON shape, unless the response has started already. */
-export function sendError(res: ServerResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const statusCode = ErrorCatalogue[code].status;
-  const body = JSON.stringify({ code, message, statusCode });
-  res.writeHead(statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
-}
-
 /**
  * One client request on its way through the gateway, across its attempts. It is the undici dispatch
  * handler itself, so forwarding allocates no per-request closures beyond the ones undici needs.
@@ -286,6 +330,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #match: RouteMatch;
   readonly #route: ServiceRoute;
   readonly #guard: ServiceGuard;
+  readonly #context: MiddlewareContext | undefined;
   readonly #method: string;
   readonly #started: number;
   readonly #retryable: boolean;
@@ -301,13 +346,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   #responded = false;
   #done = false;
 
-  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse, match: RouteMatch, route: ServiceRoute, guard: ServiceGuard, method: string, started: number) {
+  constructor(
+    proxy: GatewayProxy,
+    req: IncomingMessage,
+    res: ServerResponse,
+    match: RouteMatch,
+    route: ServiceRoute,
+    guard: ServiceGuard,
+    context: MiddlewareContext | undefined,
+    method: string,
+    started: number,
+  ) {
     this.#proxy = proxy;
     this.#req = req;
     this.#res = res;
     this.#match = match;
     this.#route = route;
     this.#guard = guard;
+    this.#context = context;
     this.#method = method;
     this.#started = started;
     this.#hasBody = hasBody(req);
@@ -334,7 +390,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       remoteAddress: this.#req.socket.remoteAddress ?? '',
       proto: this.#proxy.proto,
       prefix: this.#match.prefix,
+      drop: this.#context?.droppedHeaders,
     });
+    if (this.#context !== undefined) this.#headers.push(...this.#context.upstreamHeaders);
     const requestTimeoutMs = this.#match.timeoutMs ?? this.#proxy.options.requestTimeoutMs;
     upstream.pool.dispatch(
       {
@@ -364,6 +422,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     else this.#proxy.detector.success(upstream);
     const res = this.#res;
     const headers = forwardResponseHeaders(rawHeaders);
+    if (this.#context !== undefined) headers.push(...this.#context.responseHeaders);
     // HTTP/2 has no reason phrase.
     if (this.#req.httpVersionMajor === 2) res.writeHead(statusCode, headers);
     else res.writeHead(statusCode, statusMessage, headers);

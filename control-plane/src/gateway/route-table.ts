@@ -1,5 +1,6 @@
 import { type Balancer, type BalancerKind } from './balancers/balancer.js';
 import { type GatewayRoute } from './gateway-route.js';
+import { type Middleware } from './middlewares/middleware.js';
 import { LeastRequestBalancer } from './balancers/least-request.js';
 import { RoundRobinBalancer } from './balancers/round-robin.js';
 import { type Target, type TargetSnapshot } from './providers/registry-provider.js';
@@ -27,13 +28,18 @@ export interface RouteMatch {
   prefix: string;
   /** The route's per-attempt timeout; `null`: the gateway's default. */
   timeoutMs: number | null;
+  /** What the request goes through first (CORS, authentication, rate limits), in order. */
+  middlewares: readonly Middleware[];
 }
 
 /** An explicit route, ready for matching. */
 interface CompiledRoute {
   route: GatewayRoute;
   service: ServiceRoute | undefined;
+  middlewares: readonly Middleware[];
 }
+
+const NO_MIDDLEWARES: readonly Middleware[] = [];
 
 const DISCOVERY = 'discovery';
 
@@ -80,7 +86,15 @@ export class RouteTable {
         if (found !== undefined) {
           const { route } = found;
           const rest = route.stripPrefix && prefix !== '/' ? path.slice(prefix.length) || '/' : path;
-          return { route: route.name, serviceName: route.service, service: found.service, path: `${rest}${query}`, prefix: route.stripPrefix && prefix !== '/' ? prefix : '', timeoutMs: route.timeoutMs };
+          return {
+            route: route.name,
+            serviceName: route.service,
+            service: found.service,
+            path: `${rest}${query}`,
+            prefix: route.stripPrefix && prefix !== '/' ? prefix : '',
+            timeoutMs: route.timeoutMs,
+            middlewares: found.middlewares,
+          };
         }
         if (end === 0) break;
         end = path.lastIndexOf('/', end - 1);
@@ -90,11 +104,18 @@ export class RouteTable {
     const name = slash < 0 ? path.slice(1) : path.slice(1, slash);
     const service = this.services.get(name);
     if (service === undefined) return undefined;
-    return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null };
+    return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null, middlewares: NO_MIDDLEWARES };
   }
 
   /** The table for `snapshot` and the explicit `routes`, reusing what it can of `previous`. */
-  static build(snapshot: TargetSnapshot, routes: readonly GatewayRoute[], previous: RouteTable, pools: UpstreamPools, balancer: BalancerKind): RouteTable {
+  static build(
+    snapshot: TargetSnapshot,
+    routes: readonly GatewayRoute[],
+    previous: RouteTable,
+    pools: UpstreamPools,
+    balancer: BalancerKind,
+    compile: (route: GatewayRoute) => readonly Middleware[] = () => NO_MIDDLEWARES,
+  ): RouteTable {
     const services = new Map<string, ServiceRoute>();
     const origins = new Set<string>();
     for (const [service, targets] of snapshot) {
@@ -120,7 +141,7 @@ export class RouteTable {
       // A route with its own balancer kind balances over the same upstreams (and their counts).
       const service = shared === undefined || route.balancer === balancer ? shared : { ...shared, balancer: makeBalancer(route.balancer) };
       const list = explicit.get(route.pathPrefix) ?? [];
-      list.push({ route, service });
+      list.push({ route, service, middlewares: compile(route) });
       explicit.set(route.pathPrefix, list);
     }
     for (const list of explicit.values()) {

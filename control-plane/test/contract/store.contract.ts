@@ -429,6 +429,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
         stripPrefix: true,
         timeoutMs: 1_500,
         balancer: 'least_request',
+        middlewares: { rateLimit: { requestsPerSecond: 5, key: 'ip', store: 'redis' } },
         createdAt: new Date(1_700_000_000_123),
         updatedAt: new Date(1_700_000_000_123),
         ...overrides,

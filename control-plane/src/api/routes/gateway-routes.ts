@@ -3,6 +3,8 @@ import { type Static, Type } from 'typebox';
 import { parseDuration } from '../../config/duration.js';
 import { PorticoError } from '../../errors.js';
 import { type GatewayRoute, type RouteSpec } from '../../gateway/gateway-route.js';
+import { hashApiKey } from '../../gateway/middlewares/api-key/api-key.js';
+import { type RouteMiddlewares } from '../../gateway/middlewares/pipeline.js';
 import { type RouteService } from '../../gateway/route-service.js';
 import { principalOf } from '../auth.js';
 import { authErrorResponses } from '../schemas/common.js';
@@ -23,6 +25,7 @@ function routeView(route: GatewayRoute) {
     stripPrefix: route.stripPrefix,
     timeout: route.timeoutMs === null ? null : `${route.timeoutMs}ms`,
     balancer: route.balancer,
+    middlewares: route.middlewares,
     createdAt: route.createdAt.toISOString(),
     updatedAt: route.updatedAt.toISOString(),
   };
@@ -49,7 +52,31 @@ function toSpec(body: Static<typeof RouteBody>): RouteSpec {
     stripPrefix: body.stripPrefix ?? false,
     timeoutMs,
     balancer: body.balancer ?? 'round_robin',
+    middlewares: toMiddlewares(body.middlewares),
   };
+}
+
+function toMiddlewares(body: Static<typeof RouteBody>['middlewares']): RouteMiddlewares {
+  if (body === undefined) return {};
+  const { cors, apiKey, rateLimit } = body;
+  const out: RouteMiddlewares = {};
+  if (cors !== undefined) out.cors = cors;
+  if (rateLimit !== undefined) out.rateLimit = rateLimit as RouteMiddlewares['rateLimit'];
+  if (apiKey !== undefined) {
+    out.apiKey = {
+      ...(apiKey.header === undefined ? {} : { header: apiKey.header }),
+      keys: apiKey.keys.map((entry, i) => {
+        if ((entry.key === undefined) === (entry.hash === undefined)) {
+          throw new PorticoError('PORTICO_ERR_REQUEST_INVALID', {
+            message: 'Invalid route: each API key gives either "key" or "hash".',
+            details: [{ location: `body/middlewares/apiKey/keys/${i}`, problem: 'give either "key" or "hash"' }],
+          });
+        }
+        return { name: entry.name, hash: entry.key === undefined ? (entry.hash as string) : hashApiKey(entry.key) };
+      }),
+    };
+  }
+  return out;
 }
 
 const tags = ['routes'];

@@ -17,6 +17,56 @@ const routeFields = {
   service: ServiceName,
 };
 
+const Cors = Type.Object(
+  {
+    origins: Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { minItems: 1, maxItems: 100, description: 'Allowed origins ("https://shop.example"), or "*".' }),
+    methods: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 20 }), { maxItems: 20 })),
+    headers: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { maxItems: 50 })),
+    credentials: Type.Optional(Type.Boolean()),
+    maxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400 })),
+  },
+  { additionalProperties: false },
+);
+
+const ApiKeyIn = Type.Object(
+  {
+    header: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'The header the key comes in (default x-api-key).' })),
+    keys: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 100, description: 'The consumer, forwarded as X-Consumer.' }),
+          key: Type.Optional(Type.String({ minLength: 16, maxLength: 500, description: 'The key itself (kept only as its SHA-256).' })),
+          hash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'Or the SHA-256 of the key, in hex (as a read of the route shows it).' })),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 1000 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const RateLimit = Type.Object(
+  {
+    requestsPerSecond: Type.Number({ exclusiveMinimum: 0, maximum: 1_000_000 }),
+    burst: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Bucket size (default: one second\'s worth).' })),
+    key: Type.Optional(Type.String({ description: '"ip" (default), "consumer" (after apiKey), or "header:<name>".' })),
+    store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { description: 'redis: one limit shared by every gateway replica.' })),
+  },
+  { additionalProperties: false },
+);
+
+const MiddlewaresIn = Type.Object(
+  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), rateLimit: Type.Optional(RateLimit) },
+  { additionalProperties: false, description: 'Applied in this order, whatever order they are written in.' },
+);
+
+const MiddlewaresView = Type.Object({
+  cors: Type.Optional(Cors),
+  apiKey: Type.Optional(Type.Object({ header: Type.Optional(Type.String()), keys: Type.Array(Type.Object({ name: Type.String(), hash: Type.String() })) })),
+  rateLimit: Type.Optional(RateLimit),
+});
+
 export const RouteBody = Type.Object(
   {
     ...routeFields,
@@ -25,6 +75,7 @@ export const RouteBody = Type.Object(
     stripPrefix: Type.Optional(Type.Boolean({ description: 'Forward the path without the prefix (default false).' })),
     timeout: Type.Optional(Type.String({ description: 'Per attempt, how long an instance may take to start answering, e.g. "2s". Absent: PORTICO_GATEWAY_TIMEOUT.' })),
     balancer: Type.Optional(Balancer),
+    middlewares: Type.Optional(MiddlewaresIn),
   },
   { additionalProperties: false },
 );
@@ -37,6 +88,7 @@ export const RouteView = Type.Object({
   stripPrefix: Type.Boolean(),
   timeout: Type.Union([Type.String(), Type.Null()], { description: 'As a duration in milliseconds, e.g. "2000ms"; null: the gateway\'s default.' }),
   balancer: Balancer,
+  middlewares: MiddlewaresView,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

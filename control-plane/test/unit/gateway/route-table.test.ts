@@ -12,6 +12,7 @@ const spec = (overrides: Partial<RouteSpec>): RouteSpec => ({
   stripPrefix: false,
   timeoutMs: null,
   balancer: 'round_robin',
+  middlewares: {},
   ...overrides,
 });
 const route = (overrides: Partial<RouteSpec>): GatewayRoute => ({ ...spec(overrides), id: overrides.name ?? 'r', createdAt: new Date(0), updatedAt: new Date(0) });

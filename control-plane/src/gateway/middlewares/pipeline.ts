@@ -1,0 +1,35 @@
+import { type GatewayRoute } from '../gateway-route.js';
+import { create as apiKey, type ApiKeyConfig } from './api-key/api-key.js';
+import { create as cors, type CorsConfig } from './cors/cors.js';
+import { type Middleware } from './middleware.js';
+import { type BucketStore, create as rateLimit, type RateLimitConfig } from './rate-limit/rate-limit.js';
+
+/** The middlewares a route may have, by name; each is optional. */
+export interface RouteMiddlewares {
+  cors?: CorsConfig;
+  apiKey?: ApiKeyConfig;
+  rateLimit?: RateLimitConfig;
+}
+
+export interface PipelineDeps {
+  /** Token buckets for `rateLimit.store: memory` (per process) and `redis` (shared). */
+  buckets: { memory: BucketStore; redis?: BucketStore };
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * A route's middlewares in the order a request meets them, whatever order they were written in: CORS
+ * (a preflight is answered before anything else), authentication, then rate limiting (which can key on
+ * the consumer authentication found).
+ */
+export function compileMiddlewares(route: GatewayRoute, deps: PipelineDeps): Middleware[] {
+  const { cors: corsConfig, apiKey: apiKeyConfig, rateLimit: rateLimitConfig } = route.middlewares;
+  const pipeline: Middleware[] = [];
+  if (corsConfig !== undefined) pipeline.push(cors(corsConfig));
+  if (apiKeyConfig !== undefined) pipeline.push(apiKey(apiKeyConfig));
+  if (rateLimitConfig !== undefined) {
+    const buckets = rateLimitConfig.store === 'redis' ? (deps.buckets.redis ?? deps.buckets.memory) : deps.buckets.memory;
+    pipeline.push(rateLimit(rateLimitConfig, { route: route.name, buckets, onError: deps.onError }));
+  }
+  return pipeline;
+}
