@@ -71,7 +71,7 @@ const BOOLEAN_WORDS: Readonly<Record<string, boolean>> = {
  *
  * An empty environment variable counts as unset (as `VAR=` in a compose file usually means).
  * Relative paths are resolved against `cwd`. Unknown `PORTICO_*` variables are errors, except those
- * other components own (`PORTICO_AGENT_TOKEN`, `PORTICO_TEST_*`).
+ * other components own (`PORTICO_AGENT_*`, `PORTICO_TEST_*`).
  *
  * @returns The configuration, deep-frozen.
  * @throws PorticoError `PORTICO_ERR_CONFIG_INVALID` listing every problem, one per line of the

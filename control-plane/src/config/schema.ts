@@ -154,10 +154,10 @@ export type LogLevel = PorticoConfig['logLevel'];
  * its environment; the loader neither reads nor rejects them. Add a name here only when another
  * component owns it (a setting of the control plane belongs in the schema instead).
  */
-export const FOREIGN_VARIABLES: readonly string[] = [
-  // The sidecar agent's credential, often exported in the same shell.
-  'PORTICO_AGENT_TOKEN',
-];
+export const FOREIGN_VARIABLES: readonly string[] = [];
 
-/** Prefixes of `PORTICO_*` variables owned by others: the test tooling's. */
-export const FOREIGN_VARIABLE_PREFIXES: readonly string[] = ['PORTICO_TEST_'];
+/**
+ * Prefixes of `PORTICO_*` variables owned by others: the sidecar agent's (`PORTICO_AGENT_TOKEN`,
+ * `PORTICO_AGENT_CONTROL_PLANE`, often exported in the same shell) and the test tooling's.
+ */
+export const FOREIGN_VARIABLE_PREFIXES: readonly string[] = ['PORTICO_AGENT_', 'PORTICO_TEST_'];

@@ -97,7 +97,7 @@ function program(): Command {
     .addOption(new Option('--health-tcp [host:port]', 'TCP check: a connection opens (default <address>:<port>; the default check)').argParser(tcpTarget))
     .option('--interval <duration>', 'time between checks and heartbeats', duration, '10s')
     .option('--timeout <duration>', 'time a check may take (default: the interval, at most 10s)', duration)
-    .option('--control-plane <url>', 'the control plane\'s URL', 'http://127.0.0.1:8400')
+    .addOption(new Option('--control-plane <url>', 'the control plane\'s URL').env('PORTICO_AGENT_CONTROL_PLANE').default('http://127.0.0.1:8400'))
     .addOption(new Option('--token <token>', 'an agent token issued for the service (prefer the environment variable: flags show in ps)').env('PORTICO_AGENT_TOKEN'))
     .option('--deregister-after <duration>', 'the registry removes the instance once critical this long (0: never)', duration, '1m')
     .option('--drain <duration>', 'time in maintenance before deregistering on SIGTERM', duration, '5s')

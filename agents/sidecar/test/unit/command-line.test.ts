@@ -23,6 +23,19 @@ function settings(args: string[]): SidecarSettings {
 }
 
 describe('portico-agent\'s command line', () => {
+  it('reads the control plane\'s URL from PORTICO_AGENT_CONTROL_PLANE, a flag overriding it', () => {
+    const saved = process.env.PORTICO_AGENT_CONTROL_PLANE;
+    process.env.PORTICO_AGENT_CONTROL_PLANE = 'http://cp.internal:8400';
+    try {
+      expect(settings(['--service', 'catalog', '--port', '4002']).agent.controlPlane).toBe('http://cp.internal:8400');
+      expect(settings(['--service', 'catalog', '--port', '4002', '--control-plane', 'http://other:1']).agent.controlPlane).toBe('http://other:1');
+    } finally {
+      if (saved === undefined) delete process.env.PORTICO_AGENT_CONTROL_PLANE;
+      else process.env.PORTICO_AGENT_CONTROL_PLANE = saved;
+    }
+    expect(settings(['--service', 'catalog', '--port', '4002']).agent.controlPlane).toBe('http://127.0.0.1:8400');
+  });
+
   it('reads every flag, the token from PORTICO_AGENT_TOKEN, and the command after --', () => {
     const result = settings([
       '--service', 'catalog', '--port', '4002', '--id', 'catalog-1', '--address', '10.0.0.7', '--tags', 'v1,blue', '--tags', 'canary',

@@ -223,10 +223,11 @@ describe('loadConfig', () => {
     expect(problems(error)).toEqual([{ variable: 'PORTICO_FROBNICATE', problem: 'unknown variable' }]);
   });
 
-  it('ignores the test tooling variables, the agent token and other programs variables', () => {
+  it('ignores the test tooling variables, the agent\'s variables and other programs variables', () => {
     const config = load({
       PORTICO_TEST_REDIS_URL: 'whatever',
       PORTICO_AGENT_TOKEN: 'agent',
+      PORTICO_AGENT_CONTROL_PLANE: 'http://10.0.0.1:8400',
       HOME: '/root',
       PORTICOX: '1',
     });
