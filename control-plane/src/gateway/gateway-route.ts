@@ -75,10 +75,12 @@ export function routesOverlap(a: RouteSpec, b: RouteSpec): boolean {
 const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Asymmetric algorithms only: a shared secret has no place in a JWKS an identity provider publishes. */
+const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']);
 
 function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
   const out: RouteMiddlewares = {};
-  const { cors, apiKey, rateLimit } = middlewares;
+  const { cors, apiKey, jwt, rateLimit } = middlewares;
   if (cors !== undefined) {
     if (cors.origins.length === 0 || !cors.origins.every((origin) => origin === '*' || ORIGIN.test(origin))) {
       throw invalid('middlewares/cors/origins', 'must list "*" or origins such as "https://shop.example"');
@@ -92,6 +94,17 @@ function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
     if (new Set(apiKey.keys.map((key) => key.hash)).size !== apiKey.keys.length) throw invalid('middlewares/apiKey/keys', 'must not repeat a key');
     if (apiKey.header !== undefined && !HEADER_NAME.test(apiKey.header)) throw invalid('middlewares/apiKey/header', 'must be a header name');
     out.apiKey = { ...apiKey, ...(apiKey.header === undefined ? {} : { header: apiKey.header.toLowerCase() }) };
+  }
+  if (jwt !== undefined) {
+    if (jwt.issuer === '') throw invalid('middlewares/jwt/issuer', 'must not be empty');
+    const audiences = Array.isArray(jwt.audience) ? jwt.audience : [jwt.audience];
+    if (audiences.length === 0 || audiences.some((audience) => audience === '')) throw invalid('middlewares/jwt/audience', 'must name at least one audience');
+    if (!/^https?:\/\/[^\s]+$/.test(jwt.jwksUrl) || !URL.canParse(jwt.jwksUrl)) throw invalid('middlewares/jwt/jwksUrl', 'must be an http(s) URL');
+    if (jwt.algorithms !== undefined && (jwt.algorithms.length === 0 || jwt.algorithms.some((alg) => !JWT_ALGORITHMS.has(alg)))) {
+      throw invalid('middlewares/jwt/algorithms', `must be some of ${[...JWT_ALGORITHMS].join(', ')}`);
+    }
+    if (jwt.claims !== undefined && Object.values(jwt.claims).some((header) => !HEADER_NAME.test(header))) throw invalid('middlewares/jwt/claims', 'must map claims to header names');
+    out.jwt = jwt;
   }
   if (rateLimit !== undefined) {
     if (!(rateLimit.requestsPerSecond > 0)) throw invalid('middlewares/rateLimit/requestsPerSecond', 'must be more than 0');

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_PLANE_DIR, cleanEnv, freePort, run, runControlPlane, type RunningProcess, waitForHttp } from '../support/control-plane-process.js';
@@ -151,4 +153,77 @@ describe('route middlewares', () => {
     expect(limited.every((answer) => Number(answer.retryAfter) >= 1)).toBe(true);
     expect((await count()) - before).toBe(passed);
   }, 20_000);
+
+  describe('JWT from an identity provider', () => {
+    let provider: Server;
+    let issuer: string;
+    let sign: (claims: Record<string, unknown>, options?: { expiresIn?: string; audience?: string; key?: 'trusted' | 'stranger' }) => Promise<string>;
+
+    beforeAll(async () => {
+      const trusted = await generateKeyPair('ES256');
+      const stranger = await generateKeyPair('ES256');
+      const jwk: JWK = { ...(await exportJWK(trusted.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+      provider = createServer((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(req.url === '/.well-known/jwks.json' ? JSON.stringify({ keys: [jwk] }) : '{}');
+      });
+      await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
+      const { port } = provider.address() as { port: number };
+      issuer = `http://127.0.0.1:${port}`;
+      sign = (claims, options = {}) =>
+        new SignJWT(claims)
+          .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+          .setIssuer(issuer)
+          .setAudience(options.audience ?? 'shop-api')
+          .setIssuedAt()
+          .setExpirationTime(options.expiresIn ?? '5m')
+          .sign(options.key === 'stranger' ? stranger.privateKey : trusted.privateKey);
+      const route = await fetch(`${planes[0]!.api}/api/v1/routes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          name: 'secured',
+          pathPrefix: '/secured',
+          service: 'guarded',
+          stripPrefix: true,
+          middlewares: { jwt: { issuer, audience: 'shop-api', jwksUrl: `${issuer}/.well-known/jwks.json`, claims: { sub: 'x-auth-subject', role: 'x-auth-role' } } },
+        }),
+      });
+      expect(route.status, await route.clone().text()).toBe(201);
+    });
+
+    afterAll(async () => {
+      await new Promise((resolve) => provider.close(resolve));
+    });
+
+    it('forwards a valid token\'s verified claims, and never a client\'s own copy of those headers', async () => {
+      const jwt = await sign({ sub: 'user-42', role: 'buyer' });
+      const deadline = Date.now() + 3_000;
+      let res = await fetch(`${planes[0]!.gateway}/secured/echo/me`, { headers: { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'admin' } });
+      while (res.status === 404 && Date.now() < deadline) {
+        await res.text();
+        res = await fetch(`${planes[0]!.gateway}/secured/echo/me`, { headers: { authorization: `Bearer ${jwt}`, 'x-auth-subject': 'admin' } });
+      }
+      expect(res.status).toBe(200);
+      const echo = (await res.json()) as { headers: Record<string, string> };
+      expect(echo.headers['x-auth-subject']).toBe('user-42');
+      expect(echo.headers['x-auth-role']).toBe('buyer');
+    });
+
+    it.each([
+      ['no token', async () => undefined],
+      ['a bad signature', async () => sign({ sub: 'u' }, { key: 'stranger' })],
+      ['an expired token', async () => sign({ sub: 'u' }, { expiresIn: '-1m' })],
+      ['the wrong audience', async () => sign({ sub: 'u' }, { audience: 'other-api' })],
+      ['garbage', async () => 'not.a.jwt'],
+    ])('answers 401 for %s, and the instance never sees the request', async (_case, make) => {
+      const jwt = await make();
+      const before = await count();
+      const res = await fetch(`${planes[0]!.gateway}/secured/echo/me`, jwt === undefined ? {} : { headers: { authorization: `Bearer ${jwt}` } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(((await res.json()) as { code: string }).code).toBe('PORTICO_ERR_GATEWAY_UNAUTHORIZED');
+      expect(await count()).toBe(before);
+    });
+  });
 });

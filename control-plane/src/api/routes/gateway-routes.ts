@@ -61,6 +61,7 @@ function toMiddlewares(body: Static<typeof RouteBody>['middlewares']): RouteMidd
   const { cors, apiKey, rateLimit } = body;
   const out: RouteMiddlewares = {};
   if (cors !== undefined) out.cors = cors;
+  if (body.jwt !== undefined) out.jwt = body.jwt;
   if (rateLimit !== undefined) out.rateLimit = rateLimit as RouteMiddlewares['rateLimit'];
   if (apiKey !== undefined) {
     out.apiKey = {

@@ -56,14 +56,26 @@ const RateLimit = Type.Object(
   { additionalProperties: false },
 );
 
+const Jwt = Type.Object(
+  {
+    issuer: Type.String({ minLength: 1, maxLength: 500, description: 'The identity provider\'s issuer (iss), exactly.' }),
+    audience: Type.Union([Type.String({ minLength: 1, maxLength: 500 }), Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { minItems: 1, maxItems: 20 })]),
+    jwksUrl: Type.String({ minLength: 1, maxLength: 2000, description: 'Where the provider publishes its signing keys (JWKS).' }),
+    algorithms: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 10, description: 'Default RS256, ES256, EdDSA.' })),
+    claims: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 100 }), Type.String({ minLength: 1, maxLength: 100 }), { description: 'Verified claims forwarded as headers, claim → header (default sub → x-auth-subject).' })),
+  },
+  { additionalProperties: false },
+);
+
 const MiddlewaresIn = Type.Object(
-  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), rateLimit: Type.Optional(RateLimit) },
+  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit) },
   { additionalProperties: false, description: 'Applied in this order, whatever order they are written in.' },
 );
 
 const MiddlewaresView = Type.Object({
   cors: Type.Optional(Cors),
   apiKey: Type.Optional(Type.Object({ header: Type.Optional(Type.String()), keys: Type.Array(Type.Object({ name: Type.String(), hash: Type.String() })) })),
+  jwt: Type.Optional(Jwt),
   rateLimit: Type.Optional(RateLimit),
 });
 

@@ -1,6 +1,7 @@
 import { type GatewayRoute } from '../gateway-route.js';
 import { create as apiKey, type ApiKeyConfig } from './api-key/api-key.js';
 import { create as cors, type CorsConfig } from './cors/cors.js';
+import { create as jwt, type JwtConfig } from './jwt/jwt.js';
 import { type Middleware } from './middleware.js';
 import { type BucketStore, create as rateLimit, type RateLimitConfig } from './rate-limit/rate-limit.js';
 
@@ -8,6 +9,7 @@ import { type BucketStore, create as rateLimit, type RateLimitConfig } from './r
 export interface RouteMiddlewares {
   cors?: CorsConfig;
   apiKey?: ApiKeyConfig;
+  jwt?: JwtConfig;
   rateLimit?: RateLimitConfig;
 }
 
@@ -19,14 +21,15 @@ export interface PipelineDeps {
 
 /**
  * A route's middlewares in the order a request meets them, whatever order they were written in: CORS
- * (a preflight is answered before anything else), authentication, then rate limiting (which can key on
+ * (a preflight is answered before anything else), authentication (API key, then JWT), then rate limiting (which can key on
  * the consumer authentication found).
  */
 export function compileMiddlewares(route: GatewayRoute, deps: PipelineDeps): Middleware[] {
-  const { cors: corsConfig, apiKey: apiKeyConfig, rateLimit: rateLimitConfig } = route.middlewares;
+  const { cors: corsConfig, apiKey: apiKeyConfig, jwt: jwtConfig, rateLimit: rateLimitConfig } = route.middlewares;
   const pipeline: Middleware[] = [];
   if (corsConfig !== undefined) pipeline.push(cors(corsConfig));
   if (apiKeyConfig !== undefined) pipeline.push(apiKey(apiKeyConfig));
+  if (jwtConfig !== undefined) pipeline.push(jwt(jwtConfig));
   if (rateLimitConfig !== undefined) {
     const buckets = rateLimitConfig.store === 'redis' ? (deps.buckets.redis ?? deps.buckets.memory) : deps.buckets.memory;
     pipeline.push(rateLimit(rateLimitConfig, { route: route.name, buckets, onError: deps.onError }));
