@@ -80,7 +80,7 @@ const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS
 
 function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
   const out: RouteMiddlewares = {};
-  const { cors, apiKey, jwt, rateLimit } = middlewares;
+  const { cors, apiKey, jwt, rateLimit, cache } = middlewares;
   if (cors !== undefined) {
     if (cors.origins.length === 0 || !cors.origins.every((origin) => origin === '*' || ORIGIN.test(origin))) {
       throw invalid('middlewares/cors/origins', 'must list "*" or origins such as "https://shop.example"');
@@ -114,6 +114,12 @@ function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
       throw invalid('middlewares/rateLimit/key', 'must be "ip", "consumer" or "header:<name>"');
     }
     out.rateLimit = { ...rateLimit, key, store: rateLimit.store ?? 'memory' };
+  }
+  if (cache !== undefined) {
+    if (!(cache.ttlSeconds > 0)) throw invalid('middlewares/cache/ttlSeconds', 'must be more than 0');
+    if (cache.maxEntries !== undefined && !(cache.maxEntries >= 1)) throw invalid('middlewares/cache/maxEntries', 'must be at least 1');
+    if (cache.maxBodyBytes !== undefined && !(cache.maxBodyBytes >= 1)) throw invalid('middlewares/cache/maxBodyBytes', 'must be at least 1');
+    out.cache = cache;
   }
   return out;
 }

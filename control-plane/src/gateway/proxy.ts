@@ -101,7 +101,7 @@ export class GatewayProxy {
       this.#forward(req, res, match, undefined, method, started);
       return;
     }
-    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined };
+    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined, observers: [] };
     let forwarded = false;
     // A middleware that answers itself (401, 429, a preflight) is counted once its answer is sent.
     res.once('finish', () => {
@@ -150,7 +150,7 @@ export class GatewayProxy {
     const res = new ServerResponse(req);
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
-    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined };
+    const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined, observers: [] };
     runMiddlewares(match.middlewares, context, () => {
       res.removeAllListeners('finish');
       res.detachSocket(socket as Socket);
@@ -422,7 +422,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     else this.#proxy.detector.success(upstream);
     const res = this.#res;
     const headers = forwardResponseHeaders(rawHeaders);
-    if (this.#context !== undefined) headers.push(...this.#context.responseHeaders);
+    if (this.#context !== undefined) {
+      for (const observer of this.#context.observers) observer.start(statusCode, headers);
+      headers.push(...this.#context.responseHeaders);
+    }
     // HTTP/2 has no reason phrase.
     if (this.#req.httpVersionMajor === 2) res.writeHead(statusCode, headers);
     else res.writeHead(statusCode, statusMessage, headers);
@@ -435,12 +438,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#context !== undefined) for (const observer of this.#context.observers) observer.data(chunk);
     return this.#res.write(chunk);
   }
 
   onComplete(): void {
     this.#forgetStream();
     this.#release();
+    if (this.#context !== undefined) for (const observer of this.#context.observers) observer.end();
     this.#res.end();
     this.#record(this.#res.statusCode);
   }

@@ -154,6 +154,42 @@ describe('route middlewares', () => {
     expect((await count()) - before).toBe(passed);
   }, 20_000);
 
+  it('replays GET answers from its cache until the TTL, never a no-store one, and never POSTs', async () => {
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await fetch(`${planes[1]!.api}/api/v1/routes`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'cached', pathPrefix: '/cached', service: 'guarded', stripPrefix: true, middlewares: { cache: { ttlSeconds: 1 } } }),
+    });
+    expect(created.status).toBe(201);
+    const get = async (path: string, method = 'GET') => {
+      const res = await fetch(`${planes[1]!.gateway}${path}`, { method });
+      return { status: res.status, cache: res.headers.get('x-cache'), body: await res.text() };
+    };
+    const deadline = Date.now() + 3_000;
+    let first = await get('/cached/counted');
+    while (first.status === 404 && Date.now() < deadline) first = await get('/cached/counted');
+    expect(first).toMatchObject({ status: 200, cache: 'MISS' });
+    const before = await count();
+    const second = await get('/cached/counted');
+    expect(second).toEqual({ status: 200, cache: 'HIT', body: first.body });
+    expect(await count()).toBe(before);
+    // Another path is another entry.
+    expect((await get('/cached/counted?page=2')).cache).toBe('MISS');
+
+    const noStore = [await get('/cached/counted-nostore'), await get('/cached/counted-nostore')];
+    expect(noStore.map((answer) => answer.cache)).toEqual(['MISS', 'MISS']);
+    expect(noStore[0]!.body).not.toBe(noStore[1]!.body);
+
+    const posts = [await get('/cached/counted', 'POST'), await get('/cached/counted', 'POST')];
+    expect(posts[0]!.body).not.toBe(posts[1]!.body);
+
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const expired = await get('/cached/counted');
+    expect(expired.cache).toBe('MISS');
+    expect(expired.body).not.toBe(first.body);
+  });
+
   describe('JWT from an identity provider', () => {
     let provider: Server;
     let issuer: string;

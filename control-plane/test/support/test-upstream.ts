@@ -6,6 +6,7 @@
  *   /status/:code  an empty answer with that status
  *   /slow/:ms      its name after that many milliseconds
  *   /hang          never answers
+ *   /counted...    its name and how many requests it has seen (`Cache-Control: no-store` when the path says "nostore")
  *   /sse           an event stream, one event every 100 ms, never ending
  *   /ws            a WebSocket echo
  * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen.
@@ -35,6 +36,10 @@ const server = createServer((req, res) => {
     res.end();
   } else if (url.startsWith('/slow/')) {
     setTimeout(() => res.end(name), Number(url.slice('/slow/'.length)));
+  } else if (url.startsWith('/counted')) {
+    // A body that changes with every request, so a replay from a cache shows.
+    if (url.includes('nostore')) res.setHeader('cache-control', 'no-store');
+    res.end(`${name} #${count}`);
   } else if (url === '/sse') {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     let n = 0;

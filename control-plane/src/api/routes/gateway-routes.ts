@@ -62,6 +62,7 @@ function toMiddlewares(body: Static<typeof RouteBody>['middlewares']): RouteMidd
   const out: RouteMiddlewares = {};
   if (cors !== undefined) out.cors = cors;
   if (body.jwt !== undefined) out.jwt = body.jwt;
+  if (body.cache !== undefined) out.cache = body.cache;
   if (rateLimit !== undefined) out.rateLimit = rateLimit as RouteMiddlewares['rateLimit'];
   if (apiKey !== undefined) {
     out.apiKey = {

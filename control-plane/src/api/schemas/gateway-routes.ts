@@ -67,8 +67,17 @@ const Jwt = Type.Object(
   { additionalProperties: false },
 );
 
+const Cache = Type.Object(
+  {
+    ttlSeconds: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, description: 'How long an answer is served from the cache.' }),
+    maxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Default 1,000; least recently used go first.' })),
+    maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 104_857_600, description: 'Larger answers are not kept (default 1 MiB).' })),
+  },
+  { additionalProperties: false },
+);
+
 const MiddlewaresIn = Type.Object(
-  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit) },
+  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit), cache: Type.Optional(Cache) },
   { additionalProperties: false, description: 'Applied in this order, whatever order they are written in.' },
 );
 
@@ -77,6 +86,7 @@ const MiddlewaresView = Type.Object({
   apiKey: Type.Optional(Type.Object({ header: Type.Optional(Type.String()), keys: Type.Array(Type.Object({ name: Type.String(), hash: Type.String() })) })),
   jwt: Type.Optional(Jwt),
   rateLimit: Type.Optional(RateLimit),
+  cache: Type.Optional(Cache),
 });
 
 export const RouteBody = Type.Object(

@@ -14,6 +14,15 @@ export interface MiddlewareContext {
   readonly responseHeaders: string[];
   /** Who the request is from, once an authentication middleware has said (rate limits key on it). */
   consumer: string | undefined;
+  /** Told of the instance's answer as it streams to the client (the cache keeps a copy). */
+  readonly observers: ResponseObserver[];
+}
+
+/** Sees an instance's answer go by: its head, each chunk of its body, its end (only a complete one). */
+export interface ResponseObserver {
+  start(statusCode: number, headers: readonly string[]): void;
+  data(chunk: Buffer): void;
+  end(): void;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type GatewayRoute } from '../gateway-route.js';
 import { create as apiKey, type ApiKeyConfig } from './api-key/api-key.js';
+import { create as cache, type CacheConfig } from './cache/cache.js';
 import { create as cors, type CorsConfig } from './cors/cors.js';
 import { create as jwt, type JwtConfig } from './jwt/jwt.js';
 import { type Middleware } from './middleware.js';
@@ -11,6 +12,7 @@ export interface RouteMiddlewares {
   apiKey?: ApiKeyConfig;
   jwt?: JwtConfig;
   rateLimit?: RateLimitConfig;
+  cache?: CacheConfig;
 }
 
 export interface PipelineDeps {
@@ -21,11 +23,12 @@ export interface PipelineDeps {
 
 /**
  * A route's middlewares in the order a request meets them, whatever order they were written in: CORS
- * (a preflight is answered before anything else), authentication (API key, then JWT), then rate limiting (which can key on
- * the consumer authentication found).
+ * (a preflight is answered before anything else), authentication (API key, then JWT), rate limiting
+ * (which can key on the consumer authentication found), then the cache (so a cached answer is still
+ * authenticated and counted against the limit).
  */
 export function compileMiddlewares(route: GatewayRoute, deps: PipelineDeps): Middleware[] {
-  const { cors: corsConfig, apiKey: apiKeyConfig, jwt: jwtConfig, rateLimit: rateLimitConfig } = route.middlewares;
+  const { cors: corsConfig, apiKey: apiKeyConfig, jwt: jwtConfig, rateLimit: rateLimitConfig, cache: cacheConfig } = route.middlewares;
   const pipeline: Middleware[] = [];
   if (corsConfig !== undefined) pipeline.push(cors(corsConfig));
   if (apiKeyConfig !== undefined) pipeline.push(apiKey(apiKeyConfig));
@@ -34,5 +37,6 @@ export function compileMiddlewares(route: GatewayRoute, deps: PipelineDeps): Mid
     const buckets = rateLimitConfig.store === 'redis' ? (deps.buckets.redis ?? deps.buckets.memory) : deps.buckets.memory;
     pipeline.push(rateLimit(rateLimitConfig, { route: route.name, buckets, onError: deps.onError }));
   }
+  if (cacheConfig !== undefined) pipeline.push(cache(cacheConfig));
   return pipeline;
 }
