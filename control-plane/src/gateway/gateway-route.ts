@@ -80,7 +80,7 @@ const JWT_ALGORITHMS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS
 
 function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
   const out: RouteMiddlewares = {};
-  const { cors, apiKey, jwt, rateLimit, cache } = middlewares;
+  const { cors, apiKey, jwt, rateLimit, cache, aggregate } = middlewares;
   if (cors !== undefined) {
     if (cors.origins.length === 0 || !cors.origins.every((origin) => origin === '*' || ORIGIN.test(origin))) {
       throw invalid('middlewares/cors/origins', 'must list "*" or origins such as "https://shop.example"');
@@ -120,6 +120,18 @@ function canonicalMiddlewares(middlewares: RouteMiddlewares): RouteMiddlewares {
     if (cache.maxEntries !== undefined && !(cache.maxEntries >= 1)) throw invalid('middlewares/cache/maxEntries', 'must be at least 1');
     if (cache.maxBodyBytes !== undefined && !(cache.maxBodyBytes >= 1)) throw invalid('middlewares/cache/maxBodyBytes', 'must be at least 1');
     out.cache = cache;
+  }
+  if (aggregate !== undefined) {
+    if (aggregate.parts.length === 0) throw invalid('middlewares/aggregate/parts', 'must hold at least one part');
+    if (new Set(aggregate.parts.map((part) => part.name)).size !== aggregate.parts.length) throw invalid('middlewares/aggregate/parts', 'must have distinct names');
+    for (const part of aggregate.parts) {
+      if (part.name === '' || part.name === 'errors') throw invalid('middlewares/aggregate/parts', 'names must not be empty nor "errors"');
+      if (!SERVICE_NAME.test(part.service)) throw invalid('middlewares/aggregate/parts', `services must match ${SERVICE_NAME_PATTERN}`);
+      const normalised = normaliseRequestPath(part.path);
+      if (!normalised.ok || normalised.query !== '' || normalised.path !== part.path) throw invalid('middlewares/aggregate/parts', 'paths must be normalised paths without a query');
+    }
+    if (aggregate.timeoutMs !== undefined && !(aggregate.timeoutMs > 0)) throw invalid('middlewares/aggregate/timeout', 'must be a positive duration');
+    out.aggregate = aggregate;
   }
   return out;
 }

@@ -6,6 +6,7 @@ import { type RegistryBackend } from '../registry/registry-backend.js';
 import { type BalancerKind } from './balancers/balancer.js';
 import { type GatewayRoute } from './gateway-route.js';
 import { type Middleware } from './middlewares/middleware.js';
+import { type PartAnswer } from './middlewares/aggregate/aggregate.js';
 import { compileMiddlewares } from './middlewares/pipeline.js';
 import { MemoryBuckets, RedisBuckets } from './middlewares/rate-limit/rate-limit.js';
 import { type Redis } from 'ioredis';
@@ -140,10 +141,35 @@ export class Gateway {
     if (known !== undefined && known.updatedAt === route.updatedAt.getTime()) return known.middlewares;
     const middlewares = compileMiddlewares(route, {
       buckets: this.#buckets,
+      call: (service, path, headers, timeoutMs) => this.#call(service, path, headers, timeoutMs),
+      defaultTimeoutMs: this.#options.requestTimeoutMs ?? 30_000,
       onError: (error) => this.#options.logger?.error({ err: error, route: route.name }, 'a gateway middleware failed'),
     });
     this.#compiled.set(route.id, { updatedAt: route.updatedAt.getTime(), middlewares });
     return middlewares;
+  }
+
+  /** One GET to a service through its balancer and pool, for aggregation; never throws. */
+  async #call(service: string, path: string, headers: string[], timeoutMs: number): Promise<PartAnswer> {
+    const route = this.#table.route(service);
+    if (route === undefined) return { ok: false, code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No service "${service}" is routed here.` };
+    const upstream = route.balancer.pick(route.upstreams);
+    if (upstream === undefined) return { ok: false, code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', message: `The service "${service}" has no instance passing its health checks.` };
+    upstream.inflight += 1;
+    try {
+      const res = await upstream.pool.request({ method: 'GET', path, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
+      const body = await res.body.text();
+      return { ok: true, status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body };
+    } catch (error) {
+      // The signal's timeout rejects with a DOMException named TimeoutError (whose numeric `code` is no use here).
+      const { code, name } = error as { code?: unknown; name?: string };
+      if (name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+        return { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', message: `"${service}" did not answer within ${timeoutMs} ms.` };
+      }
+      return { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE', message: `No answer from "${service}" (${typeof code === 'string' ? code : (name ?? 'error')}).` };
+    } finally {
+      upstream.inflight -= 1;
+    }
   }
 
   async #reloadRoutes(): Promise<void> {

@@ -393,6 +393,44 @@ describe('gateway', () => {
       expect(headers.traceparent).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-(?!b7ad6b7169203331)[0-9a-f]{16}-01$/);
     });
 
+    it('aggregates several services into one JSON answer, with partial results when a part fails or is slow', async () => {
+      const created = await fetch(`${api}/api/v1/routes`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          name: 'profile',
+          pathPrefix: '/profile',
+          service: 'catalog',
+          middlewares: {
+            aggregate: {
+              timeout: '300ms',
+              parts: [
+                { name: 'items', service: 'catalog', path: '/echo/items' },
+                { name: 'me', service: 'user', path: '/echo/me' },
+                { name: 'slow', service: 'catalog', path: '/slow/3000' },
+                { name: 'ghost', service: 'no-such-service', path: '/x' },
+              ],
+            },
+          },
+        }),
+      });
+      expect(created.status, await created.clone().text()).toBe(201);
+      const deadline = Date.now() + 2_000;
+      let res = await fetch(`${gateway}/profile?lang=en`);
+      while (res.status === 404 && Date.now() < deadline) res = await fetch(`${gateway}/profile?lang=en`);
+      const t0 = Date.now();
+      res = await fetch(`${gateway}/profile?lang=en`);
+      const body = (await res.json()) as Record<string, unknown> & { errors: Record<string, { code: string }> };
+      expect(Date.now() - t0).toBeLessThan(1_500);
+      expect(res.status).toBe(200);
+      expect(body.items).toMatchObject({ name: 'catalog-1', path: '/echo/items?lang=en' });
+      expect(body.me).toMatchObject({ name: 'user-1', path: '/echo/me?lang=en' });
+      expect(body.slow).toBeNull();
+      expect(body.ghost).toBeNull();
+      expect(body.errors.slow?.code).toBe('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT');
+      expect(body.errors.ghost?.code).toBe('PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND');
+    });
+
     it('applies routes created, changed and deleted through the admin API at once, without a restart', async () => {
       const admin = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
       const created = await fetch(`${api}/api/v1/routes`, {

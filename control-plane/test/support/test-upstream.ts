@@ -35,7 +35,7 @@ const server = createServer((req, res) => {
     res.statusCode = Number(url.slice('/status/'.length));
     res.end();
   } else if (url.startsWith('/slow/')) {
-    setTimeout(() => res.end(name), Number(url.slice('/slow/'.length)));
+    setTimeout(() => res.end(name), Number(url.slice('/slow/'.length).split('?')[0]));
   } else if (url.startsWith('/counted')) {
     // A body that changes with every request, so a replay from a cache shows.
     if (url.includes('nostore')) res.setHeader('cache-control', 'no-store');

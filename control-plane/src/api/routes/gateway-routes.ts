@@ -25,24 +25,32 @@ function routeView(route: GatewayRoute) {
     stripPrefix: route.stripPrefix,
     timeout: route.timeoutMs === null ? null : `${route.timeoutMs}ms`,
     balancer: route.balancer,
-    middlewares: route.middlewares,
+    middlewares: middlewaresView(route.middlewares),
     createdAt: route.createdAt.toISOString(),
     updatedAt: route.updatedAt.toISOString(),
   };
 }
 
-function toSpec(body: Static<typeof RouteBody>): RouteSpec {
-  let timeoutMs: number | null = null;
-  if (body.timeout !== undefined) {
-    try {
-      timeoutMs = parseDuration(body.timeout);
-    } catch (error) {
-      throw new PorticoError('PORTICO_ERR_REQUEST_INVALID', {
-        message: `Invalid route: timeout ${error instanceof Error ? error.message : 'is not a duration'}.`,
-        details: [{ location: 'body/timeout', problem: 'must be a duration such as "2s" or "500ms"' }],
-      });
-    }
+function middlewaresView(middlewares: RouteMiddlewares) {
+  const { aggregate, ...rest } = middlewares;
+  if (aggregate === undefined) return rest;
+  const { timeoutMs, ...parts } = aggregate;
+  return { ...rest, aggregate: { ...parts, ...(timeoutMs === undefined ? {} : { timeout: `${timeoutMs}ms` }) } };
+}
+
+function readDuration(text: string, location: string): number {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    throw new PorticoError('PORTICO_ERR_REQUEST_INVALID', {
+      message: `Invalid route: ${location} ${error instanceof Error ? error.message : 'is not a duration'}.`,
+      details: [{ location: `body/${location}`, problem: 'must be a duration such as "2s" or "500ms"' }],
+    });
   }
+}
+
+function toSpec(body: Static<typeof RouteBody>): RouteSpec {
+  const timeoutMs = body.timeout === undefined ? null : readDuration(body.timeout, 'timeout');
   return {
     name: body.name,
     pathPrefix: body.pathPrefix,
@@ -63,6 +71,10 @@ function toMiddlewares(body: Static<typeof RouteBody>['middlewares']): RouteMidd
   if (cors !== undefined) out.cors = cors;
   if (body.jwt !== undefined) out.jwt = body.jwt;
   if (body.cache !== undefined) out.cache = body.cache;
+  if (body.aggregate !== undefined) {
+    const { timeout, parts } = body.aggregate;
+    out.aggregate = { parts, ...(timeout === undefined ? {} : { timeoutMs: readDuration(timeout, 'middlewares/aggregate/timeout') }) };
+  }
   if (rateLimit !== undefined) out.rateLimit = rateLimit as RouteMiddlewares['rateLimit'];
   if (apiKey !== undefined) {
     out.apiKey = {

@@ -76,8 +76,26 @@ const Cache = Type.Object(
   { additionalProperties: false },
 );
 
+const Aggregate = Type.Object(
+  {
+    parts: Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 100, description: 'The key of this part in the combined answer.' }),
+          service: ServiceName,
+          path: Type.String({ minLength: 1, maxLength: 2000, description: 'The path asked of the service; the request\'s query string is added.' }),
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 1, maxItems: 20 },
+    ),
+    timeout: Type.Optional(Type.String({ description: 'How long each part may take, e.g. "2s" (default: the route\'s timeout).' })),
+  },
+  { additionalProperties: false },
+);
+
 const MiddlewaresIn = Type.Object(
-  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit), cache: Type.Optional(Cache) },
+  { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit), cache: Type.Optional(Cache), aggregate: Type.Optional(Aggregate) },
   { additionalProperties: false, description: 'Applied in this order, whatever order they are written in.' },
 );
 
@@ -87,6 +105,7 @@ const MiddlewaresView = Type.Object({
   jwt: Type.Optional(Jwt),
   rateLimit: Type.Optional(RateLimit),
   cache: Type.Optional(Cache),
+  aggregate: Type.Optional(Aggregate),
 });
 
 export const RouteBody = Type.Object(
