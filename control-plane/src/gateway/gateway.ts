@@ -189,6 +189,6 @@ export class Gateway {
     this.#table = RouteTable.build(snapshot, this.#routes, this.#table, this.#pools, this.#options.balancer ?? 'round_robin', (route) => this.#middlewares(route));
     // Instances no route reaches any more: their pools finish in-flight requests and close, and their
     // long-lived streams end cleanly so clients reconnect elsewhere.
-    this.#proxy.closeStreams(this.#pools.retain(this.#table.origins));
+    if (this.#table.retired.length > 0) this.#proxy.closeStreams(this.#table.retired);
   }
 }

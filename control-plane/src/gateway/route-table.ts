@@ -48,20 +48,81 @@ function makeBalancer(kind: BalancerKind): Balancer {
 }
 
 /**
+ * A service's route whose upstreams are made on first use: a fleet of instances that get no traffic
+ * through this gateway costs no `Upstream` objects (nor pools). Once made, a later snapshot of the
+ * service carries its upstreams over (counts, ejections, pools).
+ */
+class LazyServiceRoute implements ServiceRoute {
+  #upstreams: Upstream[] | undefined;
+
+  constructor(
+    readonly service: string,
+    readonly targets: readonly Target[],
+    readonly balancer: Balancer,
+    private readonly pools: UpstreamPools,
+  ) {}
+
+  get materialized(): boolean {
+    return this.#upstreams !== undefined;
+  }
+
+  get upstreams(): readonly Upstream[] {
+    this.#upstreams ??= this.#make([]).upstreams;
+    return this.#upstreams;
+  }
+
+  /** Make the upstreams now, reusing those of `before` that stay; returns the ones that do not. */
+  carryOver(before: readonly Upstream[]): Upstream[] {
+    const { upstreams, leftovers } = this.#make(before);
+    this.#upstreams = upstreams;
+    return leftovers;
+  }
+
+  /** The same upstreams under another balancer (an explicit route's own). */
+  withBalancer(balancer: Balancer): ServiceRoute {
+    const upstreams = (): readonly Upstream[] => this.upstreams;
+    return {
+      service: this.service,
+      targets: this.targets,
+      balancer,
+      get upstreams() {
+        return upstreams();
+      },
+    };
+  }
+
+  #make(before: readonly Upstream[]): { upstreams: Upstream[]; leftovers: Upstream[] } {
+    const reusable = new Map(before.map((upstream) => [upstream.instanceId, upstream]));
+    const upstreams = this.targets.map((target) => {
+      const origin = `http://${target.address.includes(':') ? `[${target.address}]` : target.address}:${target.port}`;
+      const kept = reusable.get(target.instanceId);
+      if (kept !== undefined && kept.origin === origin && kept.weight === target.weight) {
+        reusable.delete(target.instanceId);
+        return kept;
+      }
+      this.pools.acquire(origin);
+      return new Upstream(target.instanceId, origin, origin.slice('http://'.length), target.weight, this.pools, target.address, target.port);
+    });
+    return { upstreams, leftovers: [...reusable.values()] };
+  }
+}
+
+/**
  * An immutable snapshot of where every service's requests go, looked up in O(1) by service name.
  * A new table is built from each provider snapshot off the request path and swapped in whole; a
  * service whose targets did not change keeps its `ServiceRoute` (and so its balancer state and its
- * upstreams' in-flight counts), and every upstream keeps its pooled connections.
+ * upstreams' in-flight counts), and every upstream keeps its pooled connections. Upstreams are made
+ * when a service first gets a request (`LazyServiceRoute`).
  */
 export class RouteTable {
-  static readonly empty = new RouteTable(new Map(), new Map(), new Set());
+  static readonly empty = new RouteTable(new Map(), new Map(), []);
 
   private constructor(
-    readonly services: ReadonlyMap<string, ServiceRoute>,
+    readonly services: ReadonlyMap<string, LazyServiceRoute>,
     /** Explicit routes by path prefix, each list host-specific first, then by name. */
     private readonly explicit: ReadonlyMap<string, readonly CompiledRoute[]>,
-    /** Every origin some service routes to: the pools to keep. */
-    readonly origins: ReadonlySet<string>,
+    /** Origins no service routes to any more since the previous table: their pools are closing. */
+    readonly retired: readonly string[],
   ) {}
 
   route(service: string): ServiceRoute | undefined {
@@ -107,7 +168,11 @@ export class RouteTable {
     return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null, middlewares: NO_MIDDLEWARES };
   }
 
-  /** The table for `snapshot` and the explicit `routes`, reusing what it can of `previous`. */
+  /**
+   * The table for `snapshot` and the explicit `routes`, reusing what it can of `previous`: unchanged
+   * services keep their `ServiceRoute`, instances that stay keep their `Upstream`. Work is proportional
+   * to the services and the instances that changed, so a fleet-wide registration storm stays cheap.
+   */
   static build(
     snapshot: TargetSnapshot,
     routes: readonly GatewayRoute[],
@@ -116,30 +181,28 @@ export class RouteTable {
     balancer: BalancerKind,
     compile: (route: GatewayRoute) => readonly Middleware[] = () => NO_MIDDLEWARES,
   ): RouteTable {
-    const services = new Map<string, ServiceRoute>();
-    const origins = new Set<string>();
+    const services = new Map<string, LazyServiceRoute>();
+    const retired: string[] = [];
+    const release = (upstream: Upstream) => {
+      if (pools.release(upstream.origin)) retired.push(upstream.origin);
+    };
     for (const [service, targets] of snapshot) {
       const before = previous.services.get(service);
       if (before?.targets === targets) {
         services.set(service, before);
-      } else {
-        const reusable = new Map(before?.upstreams.map((upstream) => [upstream.instanceId, upstream]));
-        const upstreams = targets.map((target) => {
-          const origin = `http://${target.address.includes(':') ? `[${target.address}]` : target.address}:${target.port}`;
-          const kept = reusable.get(target.instanceId);
-          if (kept !== undefined && kept.origin === origin && kept.weight === target.weight) return kept;
-          return new Upstream(target.instanceId, origin, origin.slice('http://'.length), target.weight, pools.get(origin), target.address, target.port);
-        });
-        services.set(service, { service, targets, upstreams, balancer: makeBalancer(balancer) });
+        continue;
       }
-      for (const upstream of (services.get(service) as ServiceRoute).upstreams) origins.add(upstream.origin);
+      const next = new LazyServiceRoute(service, targets, makeBalancer(balancer), pools);
+      if (before?.materialized === true) for (const gone of next.carryOver(before.upstreams)) release(gone);
+      services.set(service, next);
     }
+    for (const [service, before] of previous.services) if (!snapshot.has(service) && before.materialized) for (const gone of before.upstreams) release(gone);
 
     const explicit = new Map<string, CompiledRoute[]>();
     for (const route of routes) {
       const shared = services.get(route.service);
       // A route with its own balancer kind balances over the same upstreams (and their counts).
-      const service = shared === undefined || route.balancer === balancer ? shared : { ...shared, balancer: makeBalancer(route.balancer) };
+      const service = shared === undefined || route.balancer === balancer ? shared : shared.withBalancer(makeBalancer(route.balancer));
       const list = explicit.get(route.pathPrefix) ?? [];
       list.push({ route, service, middlewares: compile(route) });
       explicit.set(route.pathPrefix, list);
@@ -147,6 +210,6 @@ export class RouteTable {
     for (const list of explicit.values()) {
       list.sort((a, b) => (a.route.host === null ? 1 : 0) - (b.route.host === null ? 1 : 0) || (a.route.name < b.route.name ? -1 : 1));
     }
-    return new RouteTable(services, explicit, origins);
+    return new RouteTable(services, explicit, retired);
   }
 }

@@ -2,8 +2,9 @@ import { Pool } from 'undici';
 
 /**
  * One instance the gateway can send requests to: its address, weight, and the live counts the
- * balancers and the drain rely on. The connection pool belongs to the `UpstreamPools` that made it and
- * outlives route-table snapshots, so a rebuild never drops warm keep-alive connections.
+ * balancers and the drain rely on. Its connection pool belongs to `UpstreamPools`, is made on the first
+ * request (a fleet of instances nobody calls costs no pools) and outlives route-table snapshots, so a
+ * rebuild never drops warm keep-alive connections.
  */
 export class Upstream {
   /** Requests sent and not yet finished (least-request balancing, drain). */
@@ -15,16 +16,23 @@ export class Upstream {
   ejections = 0;
   ejected = false;
 
+  #pool: Pool | undefined;
+
   constructor(
     readonly instanceId: string,
     readonly origin: string,
     /** `address:port` (an IPv6 address in brackets), the `Host` an upstream request carries. */
     readonly host: string,
     readonly weight: number,
-    readonly pool: Pool,
+    private readonly pools: UpstreamPools,
     readonly address = '',
     readonly port = 0,
   ) {}
+
+  get pool(): Pool {
+    this.#pool ??= this.pools.get(this.origin);
+    return this.#pool;
+  }
 }
 
 export interface UpstreamPoolOptions {
@@ -36,12 +44,13 @@ export interface UpstreamPoolOptions {
 }
 
 /**
- * Keep-alive connection pools by origin (`http://address:port`), shared by every snapshot that routes to
- * that origin. A pool no snapshot uses any more is closed gracefully: its in-flight requests finish,
- * no new one starts.
+ * Keep-alive connection pools by origin (`http://address:port`), shared by every upstream with that
+ * origin. Upstreams are counted in (`acquire`) and out (`release`); when an origin's last upstream
+ * leaves, its pool is closed gracefully: in-flight requests finish, no new one starts.
  */
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
+  readonly #users = new Map<string, number>();
   readonly #options: UpstreamPoolOptions;
 
   constructor(options: UpstreamPoolOptions) {
@@ -63,21 +72,29 @@ export class UpstreamPools {
     return pool;
   }
 
-  /** Close the pools of origins not in `inUse`, letting their in-flight requests finish; returns those origins. */
-  retain(inUse: ReadonlySet<string>): string[] {
-    const retired: string[] = [];
-    for (const [origin, pool] of this.#pools) {
-      if (inUse.has(origin)) continue;
-      this.#pools.delete(origin);
-      retired.push(origin);
-      void pool.close().catch(() => undefined);
+  /** An upstream with this origin has joined a route table. */
+  acquire(origin: string): void {
+    this.#users.set(origin, (this.#users.get(origin) ?? 0) + 1);
+  }
+
+  /** An upstream with this origin has left every route table; returns true when it was the origin's last. */
+  release(origin: string): boolean {
+    const users = (this.#users.get(origin) ?? 1) - 1;
+    if (users > 0) {
+      this.#users.set(origin, users);
+      return false;
     }
-    return retired;
+    this.#users.delete(origin);
+    const pool = this.#pools.get(origin);
+    this.#pools.delete(origin);
+    void pool?.close().catch(() => undefined);
+    return true;
   }
 
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
+    this.#users.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
   }
 }

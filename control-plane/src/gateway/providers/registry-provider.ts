@@ -17,6 +17,12 @@ export interface RegistryProviderOptions {
   /** Receives every new snapshot; unchanged services keep their array (compare by identity). */
   publish: (snapshot: TargetSnapshot) => void;
   logger?: { error(obj: object, msg?: string): void };
+  /**
+   * Changes are gathered this long before the services they touch are re-read (default 10 ms): a storm
+   * of registrations costs a rebuild per window rather than one per change, well within the 100 ms a
+   * change may take to be routable.
+   */
+  coalesceMs?: number;
 }
 
 function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
@@ -32,8 +38,8 @@ function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
 /**
  * Follows the registry's change events (never polling) and publishes which instances each service's
  * requests may go to: those passing their checks and not in maintenance, with their passing weight.
- * Changes are gathered for one turn of the event loop, the services they touch are re-read, and a new
- * snapshot is published only when some service's targets changed.
+ * Changes are gathered for a short window (`coalesceMs`), the services they touch are re-read, and a
+ * new snapshot is published only when some service's targets changed.
  */
 export class RegistryProvider {
   readonly #options: RegistryProviderOptions;
@@ -77,10 +83,10 @@ export class RegistryProvider {
     this.#dirty.add(service);
     if (this.#scheduled || this.#closed) return;
     this.#scheduled = true;
-    setImmediate(() => {
+    setTimeout(() => {
       this.#scheduled = false;
       this.#rebuilding = this.#rebuilding.then(() => this.#rebuild());
-    });
+    }, this.#options.coalesceMs ?? 10);
   }
 
   async #rebuild(): Promise<void> {
