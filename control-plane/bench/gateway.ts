@@ -11,8 +11,8 @@
  *
  * Throughput: wrk with the same connections and duration for all three, in alternating rounds; the best
  * round of each is printed with the ratio portico/nginx (target ≥ 0.6). Latency at a fixed moderate
- * load: an open-loop generator at a fixed rate against nginx and portico, p50/p99 (target: portico's
- * p99 within 1 ms of nginx's). Needs the Debian packages nginx and wrk.
+ * load: wrk with paced connections at about the same rate against nginx and portico, p50/p99 (target:
+ * portico's p99 within 1 ms of nginx's). Needs the Debian packages nginx and wrk.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,8 +20,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
 import { buildControlPlane, freePort, runControlPlane, waitForHttp } from '../test/support/control-plane-process.js';
 
 const run = promisify(execFile);
@@ -29,6 +27,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 5000);
+const FIXED_CONNECTIONS = 50;
 
 interface WrkFigures {
   rps: number;
@@ -58,44 +57,6 @@ function parseWrk(output: string): WrkFigures {
 async function wrk(url: string, seconds = DURATION_S): Promise<WrkFigures> {
   const { stdout } = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', url]);
   return parseWrk(stdout);
-}
-
-/**
- * An open-loop load at a fixed rate: requests start on a schedule whatever the answers do, and each
- * latency is measured from its scheduled start, so a stall shows in the percentiles instead of
- * slowing the load (no coordinated omission). Microsecond resolution.
- */
-async function fixedRate(url: string, rate: number, durationMs: number): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  const { origin, pathname } = new URL(url);
-  const pool = new Pool(origin, { connections: 64, pipelining: 1 });
-  const latencies: number[] = [];
-  let errors = 0;
-  const pending: Array<Promise<void>> = [];
-  const start = performance.now();
-  const total = Math.floor((rate * durationMs) / 1000);
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    pending.push(
-      pool.request({ method: 'GET', path: pathname }).then(
-        async (res) => {
-          await res.body.dump();
-          if (res.statusCode !== 200) errors += 1;
-          latencies.push(performance.now() - due);
-        },
-        () => {
-          errors += 1;
-        },
-      ),
-    );
-  }
-  await Promise.all(pending);
-  const elapsed = performance.now() - start;
-  await pool.close();
-  latencies.sort((a, b) => a - b);
-  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)] ?? NaN;
-  return { rps: (latencies.length * 1000) / elapsed, p50: at(0.5), p99: at(0.99), errors };
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'portico-bench-gateway-'));
@@ -161,7 +122,14 @@ http {
   }
   const top = (name: keyof typeof targets) => best[name].reduce((a, b) => (b.rps > a.rps ? b : a));
 
-  const fixed = (url: string) => fixedRate(url, FIXED_RATE, DURATION_S * 1000);
+  // Paced wrk: each of FIXED_CONNECTIONS connections waits 1000 * FIXED_CONNECTIONS / FIXED_RATE ms
+  // before each request, so the offered load is about FIXED_RATE req/s whatever the proxy does.
+  const pace = join(dir, 'pace.lua');
+  await writeFile(pace, `function delay()\n  return ${(1000 * FIXED_CONNECTIONS) / FIXED_RATE}\nend\n`);
+  const fixed = async (url: string) => {
+    const { stdout } = await run('wrk', ['-t1', `-c${FIXED_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', '-s', pace, url]);
+    return parseWrk(stdout);
+  };
   const fixedNginx = await fixed(targets.nginx);
   const fixedPortico = await fixed(targets.portico);
 
@@ -173,7 +141,7 @@ http {
     console.log(`${name.padEnd(10)}${f(t.rps, 0)}${f(t.p50)}${f(t.p99)}${f(t.errors, 0)}   ${best[name].map((r) => r.rps.toFixed(0)).join(' / ')}`);
   }
   console.log(`ratio portico/nginx (req/s): ${(top('portico').rps / top('nginx').rps).toFixed(2)}   target ≥ 0.60`);
-  console.log(`\nfixed load: ${FIXED_RATE} req/s for ${DURATION_S} s, open loop (latency from each request's scheduled start), up to 64 connections`);
+  console.log(`\nfixed load: about ${FIXED_RATE} req/s for ${DURATION_S} s (wrk, ${FIXED_CONNECTIONS} connections, each pacing its requests)`);
   console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}`);
   for (const [name, r] of [['nginx', fixedNginx], ['portico', fixedPortico]] as const) console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}`);
   console.log(`p99 portico − nginx: ${(fixedPortico.p99 - fixedNginx.p99).toFixed(2)} ms   target ≤ 1 ms`);
