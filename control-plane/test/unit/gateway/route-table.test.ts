@@ -110,3 +110,44 @@ describe('canonicalRoute', () => {
     expect(routesOverlap(spec({ pathPrefix: '/shop' }), spec({ pathPrefix: '/shop/x' }))).toBe(false);
   });
 });
+
+describe('RouteTable.build', () => {
+  const target = (id: string, port: number) => ({ instanceId: id, address: '127.0.0.1', port, weight: 1 });
+
+  it('makes upstreams on first use, keeps them across snapshots, and retires the origins that leave', async () => {
+    const own = new UpstreamPools({ connectTimeoutMs: 1_000, keepAliveTimeoutMs: 1_000, connections: 1 });
+    const first = RouteTable.build(new Map([['svc', [target('a', 1), target('b', 2)]]]), [], RouteTable.empty, own, 'round_robin');
+    const used = first.route('svc')!.upstreams;
+    expect(used.map((upstream) => upstream.origin)).toEqual(['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+    used[0]!.inflight = 3;
+
+    // b leaves, c joins: a is the same object (its counts stay), b's origin is retired.
+    const ac = [target('a', 1), target('c', 3)];
+    const second = RouteTable.build(new Map([['svc', ac]]), [], first, own, 'round_robin');
+    expect(second.retired).toEqual(['http://127.0.0.1:2']);
+    expect(second.route('svc')!.upstreams[0]).toBe(used[0]);
+    expect(second.route('svc')!.upstreams[0]!.inflight).toBe(3);
+
+    // A service nobody called leaves without retiring anything, having made nothing.
+    // (The provider hands over the same array for a service that did not change.)
+    const third = RouteTable.build(new Map([['svc', ac], ['idle', [target('x', 9)]]]), [], second, own, 'round_robin');
+    const fourth = RouteTable.build(new Map([['svc', ac]]), [], third, own, 'round_robin');
+    expect(fourth.retired).toEqual([]);
+    expect(fourth.route('svc')).toBe(third.route('svc'));
+
+    // The whole service leaves: its origins are retired.
+    const fifth = RouteTable.build(new Map(), [], fourth, own, 'round_robin');
+    expect([...fifth.retired].sort()).toEqual(['http://127.0.0.1:1', 'http://127.0.0.1:3']);
+    await own.close();
+  });
+
+  it('keeps an origin two instances share until the last of them leaves', () => {
+    const own = new UpstreamPools({ connectTimeoutMs: 1_000, keepAliveTimeoutMs: 1_000, connections: 1 });
+    const both = RouteTable.build(new Map([['one', [target('a', 1)]], ['two', [target('b', 1)]]]), [], RouteTable.empty, own, 'round_robin');
+    expect(both.route('one')!.upstreams).toHaveLength(1);
+    expect(both.route('two')!.upstreams).toHaveLength(1);
+    const oneLeft = RouteTable.build(new Map([['two', [target('b', 1)]]]), [], both, own, 'round_robin');
+    expect(oneLeft.retired).toEqual([]);
+    expect(RouteTable.build(new Map(), [], oneLeft, own, 'round_robin').retired).toEqual(['http://127.0.0.1:1']);
+  });
+});
