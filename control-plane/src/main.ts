@@ -51,6 +51,20 @@ function readGatewayTls(config: PorticoConfig): { cert: Buffer; key: Buffer } | 
   return { cert: read(config.gatewayTlsCert, 'PORTICO_GATEWAY_TLS_CERT'), key: read(config.gatewayTlsKey, 'PORTICO_GATEWAY_TLS_KEY') };
 }
 
+/** Listen, turning a taken or forbidden port into a message that names the variable to change. */
+async function listenOn<T>(variable: string, host: string, port: number, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      const why = code === 'EADDRINUSE' ? 'is in use' : code === 'EACCES' ? 'may not be bound by this user' : 'is not an address of this machine';
+      throw new PorticoError('PORTICO_ERR_CONFIG_INVALID', { message: `${host}:${port} ${why}: choose another with ${variable} (or PORTICO_HOST).`, cause: error });
+    }
+    throw error;
+  }
+}
+
 function printFirstAdminToken(secret: string): void {
   const rule = '='.repeat(72);
   process.stdout.write(
@@ -146,7 +160,7 @@ async function start(): Promise<void> {
     const app = await buildApp({ store, registry, broker, metrics, logger, routes, bodyLimit: config.bodyLimit, version: packageJson.version });
     // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
     closers.push({ name: 'http', close: () => app.close() });
-    await app.listen({ host: config.host, port: config.port });
+    await listenOn('PORTICO_PORT', config.host, config.port, () => app.listen({ host: config.host, port: config.port }));
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.port;
 
@@ -167,7 +181,9 @@ async function start(): Promise<void> {
       tls: readGatewayTls(config),
     });
     closers.push({ name: 'gateway', close: () => gateway.close() });
-    const gatewayAddress = await gateway.listen({ host: config.host, port: config.gatewayPort });
+    const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () =>
+      gateway.listen({ host: config.host, port: config.gatewayPort }),
+    );
     const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
     logger.info(
       {

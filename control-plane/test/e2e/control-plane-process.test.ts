@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -122,6 +123,21 @@ describe('the control-plane process', () => {
     expect(await p.exited).not.toBe(0);
     expect(p.output()).toContain(`127.0.0.1:${deadPort}`);
     expect(p.output()).toContain('PORTICO_ERR_BROKER_UNAVAILABLE');
+  });
+
+  it('names the variable to change when the gateway port is taken, and exits non-zero', async () => {
+    const taken = createServer();
+    const gatewayPort = await freePort();
+    await new Promise<void>((resolve) => taken.listen(gatewayPort, '127.0.0.1', resolve));
+    try {
+      const p = track(
+        runControlPlane({ PORTICO_PORT: String(await freePort()), PORTICO_GATEWAY_PORT: String(gatewayPort), PORTICO_DATA_DIR: await dataDir(), PORTICO_REDIS_URL: redis.url }),
+      );
+      expect(await p.exited).not.toBe(0);
+      expect(p.output()).toContain(`127.0.0.1:${gatewayPort} is in use: choose another with PORTICO_GATEWAY_PORT`);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('runs on PostgreSQL when PORTICO_DATABASE_URL is a postgres:// URL', async () => {
