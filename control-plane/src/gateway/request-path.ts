@@ -59,9 +59,3 @@ export function normaliseRequestPath(target: string): NormalisedPath {
   trailing &&= segments.length > 0;
   return { ok: true, path: `/${segments.join('/')}${trailing ? '/' : ''}`, query };
 }
-
-/** The service a normalised path names (its first segment), and the path to forward to it. */
-export function splitServicePath(path: string): { service: string; rest: string } {
-  const end = path.indexOf('/', 1);
-  return end < 0 ? { service: path.slice(1), rest: '/' } : { service: path.slice(1, end), rest: path.slice(end) };
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normaliseRequestPath, splitServicePath } from '../../../src/gateway/request-path.js';
+import { normaliseRequestPath } from '../../../src/gateway/request-path.js';
 
 const path = (target: string) => {
   const result = normaliseRequestPath(target);
@@ -50,12 +50,5 @@ describe('normaliseRequestPath', () => {
   ])('refuses %j (%s)', (target, problem) => {
     expect(path(target)).toMatch(/^refused: /);
     expect(path(target)).toContain(problem);
-  });
-
-  it('splits the service from the path it forwards', () => {
-    expect(splitServicePath('/catalog/items/1')).toEqual({ service: 'catalog', rest: '/items/1' });
-    expect(splitServicePath('/catalog')).toEqual({ service: 'catalog', rest: '/' });
-    expect(splitServicePath('/catalog/')).toEqual({ service: 'catalog', rest: '/' });
-    expect(splitServicePath('/')).toEqual({ service: '', rest: '/' });
   });
 });
