@@ -386,13 +386,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#attempts += 1;
     this.#upstream = upstream;
     upstream.inflight += 1;
-    this.#headers ??= forwardRequestHeaders(this.#req.rawHeaders, {
-      remoteAddress: this.#req.socket.remoteAddress ?? '',
-      proto: this.#proxy.proto,
-      prefix: this.#match.prefix,
-      drop: this.#context?.droppedHeaders,
-    });
-    if (this.#context !== undefined) this.#headers.push(...this.#context.upstreamHeaders);
+    if (this.#headers === undefined) {
+      // Made once: a retry sends the same headers.
+      this.#headers = forwardRequestHeaders(this.#req.rawHeaders, {
+        remoteAddress: this.#req.socket.remoteAddress ?? '',
+        proto: this.#proxy.proto,
+        prefix: this.#match.prefix,
+        drop: this.#context?.droppedHeaders,
+      });
+      if (this.#context !== undefined) this.#headers.push(...this.#context.upstreamHeaders);
+    }
     const requestTimeoutMs = this.#match.timeoutMs ?? this.#proxy.options.requestTimeoutMs;
     upstream.pool.dispatch(
       {

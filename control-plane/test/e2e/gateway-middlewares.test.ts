@@ -120,6 +120,38 @@ describe('route middlewares', () => {
     expect(echo.headers['x-api-key']).toBeUndefined();
   });
 
+  it('sends the same headers again when it retries on another instance', async () => {
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const plane = planes[0]!;
+    const deadPort = await freePort();
+    for (const [id, port] of [['retry-dead', deadPort], ['retry-live', upstreamPort]] as const) {
+      const registered = await fetch(`${plane.api}/api/v1/instances/${id}`, {
+        method: 'PUT',
+        headers,
+        body: JSON.stringify({ service: 'retried', address: '127.0.0.1', port, checks: [{ kind: 'ttl', ttl: '5m', status: 'passing' }] }),
+      });
+      expect(registered.status).toBe(201);
+    }
+    const route = await fetch(`${plane.api}/api/v1/routes`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ name: 'retried', pathPrefix: '/retried', service: 'retried', stripPrefix: true, middlewares: { apiKey: { keys: [{ name: 'shop-frontend', key: apiKey }] } } }),
+    });
+    expect(route.status).toBe(201);
+    const consumers: string[] = [];
+    const deadline = Date.now() + 3_000;
+    while (consumers.length < 4 && Date.now() < deadline) {
+      const res = await fetch(`${plane.gateway}/retried/echo`, { headers: { 'x-api-key': apiKey } });
+      if (res.status !== 200) {
+        await res.text();
+        continue;
+      }
+      consumers.push(((await res.json()) as { headers: Record<string, string> }).headers['x-consumer'] ?? '');
+    }
+    // Round robin over a dead and a live instance: half the requests were retried.
+    expect(consumers).toEqual(['shop-frontend', 'shop-frontend', 'shop-frontend', 'shop-frontend']);
+  });
+
   it('answers CORS preflights itself, and refuses origins not allowed', async () => {
     const before = await count();
     const allowed = await fetch(`${planes[0]!.gateway}/guarded/echo`, {
