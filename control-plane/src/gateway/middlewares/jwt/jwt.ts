@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
+import type * as JoseModule from 'jose';
+import type { JWTPayload } from 'jose';
 import { sendError } from '../../respond.js';
 import { type Middleware, type MiddlewareContext } from '../middleware.js';
 
@@ -18,8 +19,17 @@ export interface JwtConfig {
 const DEFAULT_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
 const BEARER = /^Bearer[ \t]+([A-Za-z0-9._~+/-]+=*)[ \t]*$/i;
 
+type Jose = typeof JoseModule;
+
+/**
+ * jose is loaded on the first request to a JWT route, not at start-up: it costs several MB of memory
+ * that a gateway without JWT routes should not carry.
+ */
+let jose: Promise<Jose> | undefined;
+const loadJose = (): Promise<Jose> => (jose ??= import('jose'));
+
 /** Why a token was refused, in words a client can act on (never the token itself). */
-function reason(error: unknown): string {
+function reason({ errors }: Jose, error: unknown): string {
   if (error instanceof errors.JWTExpired) return 'the token has expired';
   if (error instanceof errors.JWTClaimValidationFailed) return `the token's "${error.claim}" claim is not accepted`;
   if (error instanceof errors.JWSSignatureVerificationFailed || error instanceof errors.JWKSNoMatchingKey) return 'the token\'s signature does not verify';
@@ -37,7 +47,22 @@ function reason(error: unknown): string {
  * dropped), and `sub` becomes the consumer rate limits key on.
  */
 export function create(config: JwtConfig): Middleware {
-  const keys = createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+  let keys: ReturnType<Jose['createRemoteJWKSet']> | undefined;
+  /** The token's verified payload, or why it was refused, in words. */
+  const verify = async (token: string): Promise<{ payload: JWTPayload } | { refused: string }> => {
+    let lib: Jose;
+    try {
+      lib = await loadJose();
+    } catch {
+      return { refused: 'the token could not be checked' };
+    }
+    keys ??= lib.createRemoteJWKSet(new URL(config.jwksUrl), { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+    try {
+      return { payload: (await lib.jwtVerify(token, keys, options)).payload };
+    } catch (error) {
+      return { refused: reason(lib, error) };
+    }
+  };
   const claims = Object.entries(config.claims ?? { sub: 'x-auth-subject' }).map(([claim, header]) => [claim, header.toLowerCase()] as const);
   const options = { issuer: config.issuer, audience: config.audience, algorithms: config.algorithms ?? DEFAULT_ALGORITHMS };
   const refuse = (context: MiddlewareContext, why: string, error = 'invalid_token') =>
@@ -52,18 +77,20 @@ export function create(config: JwtConfig): Middleware {
         sendError(context.res, 'PORTICO_ERR_GATEWAY_UNAUTHORIZED', 'This route needs a bearer token: send "Authorization: Bearer <JWT>".', { 'www-authenticate': 'Bearer' });
         return;
       }
-      jwtVerify(token, keys, options).then(
-        ({ payload }: { payload: JWTPayload }) => {
-          for (const [claim, header] of claims) {
-            context.droppedHeaders.push(header);
-            const value = payload[claim];
-            if (value !== undefined && value !== null) context.upstreamHeaders.push(header, typeof value === 'string' ? value : JSON.stringify(value));
-          }
-          if (typeof payload.sub === 'string') context.consumer = payload.sub;
-          next();
-        },
-        (error: unknown) => refuse(context, reason(error)),
-      );
+      void verify(token).then((result) => {
+        if ('refused' in result) {
+          refuse(context, result.refused);
+          return;
+        }
+        const { payload } = result;
+        for (const [claim, header] of claims) {
+          context.droppedHeaders.push(header);
+          const value = payload[claim];
+          if (value !== undefined && value !== null) context.upstreamHeaders.push(header, typeof value === 'string' ? value : JSON.stringify(value));
+        }
+        if (typeof payload.sub === 'string') context.consumer = payload.sub;
+        next();
+      });
     },
   };
 }
