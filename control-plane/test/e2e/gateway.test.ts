@@ -61,6 +61,15 @@ async function routable(path: string, names: string[]): Promise<void> {
   }
 }
 
+/** Start one instance per suffix of a fresh service, register them, and wait until each answers through the gateway. */
+async function startService(prefix: string, suffixes: string[] = ['a']): Promise<{ service: string; started: Array<{ name: string; port: number; process: RunningProcess }> }> {
+  const service = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const started = await Promise.all(suffixes.map((suffix) => startUpstream(`${service}-${suffix}`)));
+  for (const upstream of started) await register(service, upstream.name, upstream.port);
+  await routable(`/${service}/whoami`, started.map((upstream) => upstream.name));
+  return { service, started };
+}
+
 /** Send bytes as they are (no client normalises them) and read the answer's status line and body. */
 function raw(text: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -105,10 +114,7 @@ afterAll(async () => {
 
 describe('gateway', () => {
   it('spreads requests over every passing instance, and serves none of the control plane\'s own routes', async () => {
-    const service = `spread-${randomUUID().slice(0, 8)}`;
-    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
-    for (const upstream of started) await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, started.map((u) => u.name));
+    const { service, started } = await startService('spread', ['a', 'b', 'c']);
 
     const before = await Promise.all(started.map((u) => countOf(u.port)));
     const answers: string[] = [];
@@ -129,10 +135,7 @@ describe('gateway', () => {
   }, 30_000);
 
   it('loses no GET when an instance is killed -9 under steady load', async () => {
-    const service = `kill-${randomUUID().slice(0, 8)}`;
-    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
-    for (const upstream of started) await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, started.map((u) => u.name));
+    const { service, started } = await startService('kill', ['a', 'b', 'c']);
 
     const agent = new Agent({ connections: 8 });
     const failures: string[] = [];
@@ -161,10 +164,7 @@ describe('gateway', () => {
   }, 30_000);
 
   it('does not retry 5xx answers: the upstream load stays at the offered load', async () => {
-    const service = `unwell-${randomUUID().slice(0, 8)}`;
-    const started = await Promise.all(['a', 'b', 'c'].map((n) => startUpstream(`${service}-${n}`)));
-    for (const upstream of started) await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, started.map((u) => u.name));
+    const { service, started } = await startService('unwell', ['a', 'b', 'c']);
     const before = await Promise.all(started.map((u) => countOf(u.port)));
 
     const statuses = await Promise.all(Array.from({ length: 200 }, async () => (await fetch(`${gateway}/${service}/status/503`)).status));
@@ -175,10 +175,8 @@ describe('gateway', () => {
   }, 30_000);
 
   it('opens the circuit of a failing service: 503 with Retry-After at once, and far fewer requests reach it', async () => {
-    const service = `failing-${randomUUID().slice(0, 8)}`;
-    const upstream = await startUpstream(`${service}-a`);
-    await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, [upstream.name]);
+    const { service, started } = await startService('failing');
+    const upstream = started[0]!;
     const before = await countOf(upstream.port);
     const answers: Array<{ status: number; code?: string; retryAfter: string | null }> = [];
     for (let i = 0; i < 100; i++) {
@@ -196,10 +194,7 @@ describe('gateway', () => {
   }, 30_000);
 
   it('turns away requests beyond the bulkhead with 503 at once', async () => {
-    const service = `busy-${randomUUID().slice(0, 8)}`;
-    const upstream = await startUpstream(`${service}-a`);
-    await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, [upstream.name]);
+    const { service } = await startService('busy');
     const agent = new Agent({ connections: 100 });
     const t0 = Date.now();
     const answers = await Promise.all(
@@ -220,10 +215,7 @@ describe('gateway', () => {
   }, 30_000);
 
   it('answers 504 at the route timeout when an instance hangs', async () => {
-    const service = `hang-${randomUUID().slice(0, 8)}`;
-    const upstream = await startUpstream(`${service}-a`);
-    await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, [upstream.name]);
+    const { service } = await startService('hang');
     const t0 = Date.now();
     const res = await fetch(`${gateway}/${service}/hang`);
     const elapsed = Date.now() - t0;
@@ -234,10 +226,7 @@ describe('gateway', () => {
   }, 30_000);
 
   it('lets in-flight requests finish and sends new ones elsewhere when an instance is deregistered under load', async () => {
-    const service = `drain-${randomUUID().slice(0, 8)}`;
-    const started = await Promise.all(['a', 'b'].map((n) => startUpstream(`${service}-${n}`)));
-    for (const upstream of started) await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, started.map((u) => u.name));
+    const { service, started } = await startService('drain', ['a', 'b']);
 
     const agent = new Agent({ connections: 8, pipelining: 1 });
     const failures: string[] = [];
@@ -269,10 +258,8 @@ describe('gateway', () => {
   }, 30_000);
 
   it('keeps an event stream open past the request timeout, and ends it cleanly when its instance leaves', async () => {
-    const service = `sse-${randomUUID().slice(0, 8)}`;
-    const upstream = await startUpstream(`${service}-a`);
-    await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, [upstream.name]);
+    const { service, started } = await startService('sse');
+    const upstream = started[0]!;
     const res = await fetch(`${gateway}/${service}/sse`);
     expect(res.headers.get('content-type')).toBe('text/event-stream');
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -296,10 +283,8 @@ describe('gateway', () => {
   }, 30_000);
 
   it('carries a WebSocket past the request timeout, and closes it with 1001 when its instance leaves', async () => {
-    const service = `ws-${randomUUID().slice(0, 8)}`;
-    const upstream = await startUpstream(`${service}-a`);
-    await register(service, upstream.name, upstream.port);
-    await routable(`/${service}/whoami`, [upstream.name]);
+    const { service, started } = await startService('ws');
+    const upstream = started[0]!;
     const socket = new WebSocket(`ws://127.0.0.1:${gatewayPort}/${service}/ws`);
     const messages: string[] = [];
     const closed = new Promise<number>((resolve) => socket.addEventListener('close', (event) => resolve(event.code)));
