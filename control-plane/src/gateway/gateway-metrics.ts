@@ -12,8 +12,8 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'service' | 'kind'>;
   readonly retries: Counter<'service'>;
   readonly ejections: Counter<'service'>;
-  readonly circuitState: Gauge<'service'>;
-  readonly rejected: Counter<'service' | 'reason'>;
+  readonly circuitState: Gauge<'service' | 'route'>;
+  readonly rejected: Counter<'service' | 'route' | 'reason'>;
   readonly inflight: Gauge<'service'>;
   readonly #children = new Map<string, { requests: Counter.Internal; duration: Histogram.Internal<RequestLabels> }>();
   readonly #inflight = new Map<string, Gauge.Internal<'service'>>();
@@ -52,14 +52,14 @@ export class GatewayMetrics {
     });
     this.circuitState = new Gauge({
       name: 'portico_gateway_circuit_state',
-      help: 'Each service\'s circuit breaker: 0 closed, 1 half open, 2 open.',
-      labelNames: ['service'],
+      help: 'Each circuit breaker: 0 closed, 1 half open, 2 open; by service, and by route for a route with its own.',
+      labelNames: ['service', 'route'],
       registers: [registry],
     });
     this.rejected = new Counter({
       name: 'portico_gateway_rejected_total',
-      help: 'Requests answered 503 at once, by reason: circuit_open or overloaded (the bulkhead).',
-      labelNames: ['service', 'reason'],
+      help: 'Requests answered 503 at once, by reason: circuit_open or overloaded (the bulkhead); route set for a route guarded on its own.',
+      labelNames: ['service', 'route', 'reason'],
       registers: [registry],
     });
     this.inflight = new Gauge({

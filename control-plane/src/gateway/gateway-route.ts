@@ -23,6 +23,27 @@ export interface RouteSpec {
   balancer: BalancerKind;
   /** What the route's requests go through before an instance (CORS, API keys, rate limits). */
   middlewares: RouteMiddlewares;
+  /** The route's own resilience settings; what is left out follows the gateway's defaults. */
+  resilience: RouteResilience;
+}
+
+/**
+ * How a route's requests are protected, when they should differ from the gateway's defaults. A route
+ * with a bulkhead or breaker setting gets its own guard (counted apart from the service's other routes),
+ * so one busy or failing route cannot close a service for the rest.
+ */
+export interface RouteResilience {
+  /** Retries after a connection failure, each on another instance (idempotent requests only); default 2. */
+  retries?: number;
+  /** Requests in flight through this route at most; more get `503 PORTICO_ERR_GATEWAY_OVERLOADED`. */
+  maxConcurrent?: number;
+  /** The route's circuit breaker (the gateway's: 50 % of at least 20 requests in 10 s, open for 5 s). */
+  circuitBreaker?: { failureRatio?: number; minimumRequests?: number; openMs?: number };
+}
+
+/** Does the route need a guard (bulkhead, breaker) of its own? */
+export function hasOwnGuard(resilience: RouteResilience): boolean {
+  return resilience.maxConcurrent !== undefined || resilience.circuitBreaker !== undefined;
 }
 
 /** A stored route. */
@@ -62,7 +83,22 @@ export function canonicalRoute(spec: RouteSpec): RouteSpec {
     if (methods.length === 0 || !methods.every((method) => METHOD.test(method))) throw invalid('methods', 'must be one or more HTTP method names');
   }
   if (spec.timeoutMs !== null && !(spec.timeoutMs > 0)) throw invalid('timeout', 'must be a positive duration');
-  return { ...spec, pathPrefix, host, methods, middlewares: canonicalMiddlewares(spec.middlewares) };
+  return { ...spec, pathPrefix, host, methods, middlewares: canonicalMiddlewares(spec.middlewares), resilience: canonicalResilience(spec.resilience) };
+}
+
+function canonicalResilience(resilience: RouteResilience): RouteResilience {
+  const { retries, maxConcurrent, circuitBreaker } = resilience;
+  if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0 && retries <= 5)) throw invalid('resilience/retries', 'must be a whole number from 0 to 5');
+  if (maxConcurrent !== undefined && !(Number.isInteger(maxConcurrent) && maxConcurrent >= 1)) throw invalid('resilience/maxConcurrent', 'must be a whole number, at least 1');
+  if (circuitBreaker !== undefined) {
+    const { failureRatio, minimumRequests, openMs } = circuitBreaker;
+    if (failureRatio !== undefined && !(failureRatio > 0 && failureRatio <= 1)) throw invalid('resilience/circuitBreaker/failureRatio', 'must be more than 0 and at most 1');
+    if (minimumRequests !== undefined && !(Number.isInteger(minimumRequests) && minimumRequests >= 1)) {
+      throw invalid('resilience/circuitBreaker/minimumRequests', 'must be a whole number, at least 1');
+    }
+    if (openMs !== undefined && !(openMs >= 100 && openMs <= 600_000)) throw invalid('resilience/circuitBreaker/openFor', 'must be a duration from 100ms to 10m');
+  }
+  return resilience;
 }
 
 /** Would some request match both routes (same host and prefix, and a method in common)? */

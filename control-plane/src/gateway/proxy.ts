@@ -250,13 +250,13 @@ export class GatewayProxy {
     return { match };
   }
 
-  /** Let a routed request past its service's circuit breaker and bulkhead, or say how to refuse it. */
+  /** Let a routed request past its guard's circuit breaker and bulkhead (the route's own, or its service's), or say how to refuse it. */
   #enter(match: RouteMatch): { guard: ServiceGuard } | { refusal: Refusal } {
-    const guard = this.#guard(match.serviceName);
+    const guard = this.#guard(match);
     const refused = guard.enter();
     if (refused === undefined) return { guard };
     const at = { service: match.serviceName, route: match.route };
-    this.#metrics.rejected.inc({ service: match.serviceName, reason: refused.reason });
+    this.#metrics.rejected.inc({ service: match.serviceName, route: match.guardKey === match.serviceName ? '' : match.route, reason: refused.reason });
     if (refused.reason === 'circuit_open') {
       return {
         refusal: {
@@ -270,16 +270,26 @@ export class GatewayProxy {
     return { refusal: { code: 'PORTICO_ERR_GATEWAY_OVERLOADED', message: `"${match.serviceName}" has as many requests in flight as it may have.`, ...at } };
   }
 
-  #guard(service: string): ServiceGuard {
-    let guard = this.#guards.get(service);
+  #guard(match: RouteMatch): ServiceGuard {
+    let guard = this.#guards.get(match.guardKey);
     if (guard === undefined) {
-      guard = new ServiceGuard(service, {
-        ...this.#options.guard,
-        onStateChange: (name, state) => this.#metrics.circuitState.set({ service: name }, CIRCUIT_STATE_VALUE[state]),
+      const { maxConcurrent, circuitBreaker } = match.resilience;
+      const own = match.guardKey !== match.serviceName;
+      const labels = { service: match.serviceName, route: own ? match.route : '' };
+      const defaults = this.#options.guard;
+      guard = new ServiceGuard(match.serviceName, {
+        maxConcurrent: maxConcurrent ?? defaults?.maxConcurrent,
+        breaker: { ...defaults?.breaker, ...circuitBreaker },
+        onStateChange: (_service, state) => this.#metrics.circuitState.set(labels, CIRCUIT_STATE_VALUE[state]),
       });
-      this.#guards.set(service, guard);
+      this.#guards.set(match.guardKey, guard);
     }
     return guard;
+  }
+
+  /** Attempts a request through this route may make: the first, then its retries. */
+  attemptsFor(match: RouteMatch): number {
+    return match.resilience.retries === undefined ? this.#options.maxAttempts : match.resilience.retries + 1;
   }
 
   get options(): ProxyOptions {
@@ -477,7 +487,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (
       connectFailure &&
       this.#retryable &&
-      this.#attempts < this.#proxy.options.maxAttempts &&
+      this.#attempts < this.#proxy.attemptsFor(this.#match) &&
       this.#route.upstreams.length > this.#attempts &&
       this.#proxy.budget.tryWithdraw()
     ) {

@@ -1,5 +1,5 @@
 import { type Balancer, type BalancerKind } from './balancers/balancer.js';
-import { type GatewayRoute } from './gateway-route.js';
+import { type GatewayRoute, hasOwnGuard, type RouteResilience } from './gateway-route.js';
 import { type Middleware } from './middlewares/middleware.js';
 import { LeastRequestBalancer } from './balancers/least-request.js';
 import { RoundRobinBalancer } from './balancers/round-robin.js';
@@ -30,6 +30,13 @@ export interface RouteMatch {
   timeoutMs: number | null;
   /** What the request goes through first (CORS, authentication, rate limits), in order. */
   middlewares: readonly Middleware[];
+  /** The route's resilience settings (`{}`: the gateway's defaults). */
+  resilience: RouteResilience;
+  /**
+   * Which guard (bulkhead, circuit breaker) counts the request: the route's own when it has guard
+   * settings (the key changes with them, so new settings start a fresh guard), otherwise the service's.
+   */
+  guardKey: string;
 }
 
 /** An explicit route, ready for matching. */
@@ -37,9 +44,11 @@ interface CompiledRoute {
   route: GatewayRoute;
   service: ServiceRoute | undefined;
   middlewares: readonly Middleware[];
+  guardKey: string;
 }
 
 const NO_MIDDLEWARES: readonly Middleware[] = [];
+const DEFAULT_RESILIENCE: RouteResilience = Object.freeze({});
 
 const DISCOVERY = 'discovery';
 
@@ -155,6 +164,8 @@ export class RouteTable {
             prefix: route.stripPrefix && prefix !== '/' ? prefix : '',
             timeoutMs: route.timeoutMs,
             middlewares: found.middlewares,
+            resilience: route.resilience,
+            guardKey: found.guardKey,
           };
         }
         if (end === 0) break;
@@ -165,7 +176,7 @@ export class RouteTable {
     const name = slash < 0 ? path.slice(1) : path.slice(1, slash);
     const service = this.services.get(name);
     if (service === undefined) return undefined;
-    return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null, middlewares: NO_MIDDLEWARES };
+    return { route: DISCOVERY, serviceName: name, service, path: `${slash < 0 ? '/' : path.slice(slash)}${query}`, prefix: `/${name}`, timeoutMs: null, middlewares: NO_MIDDLEWARES, resilience: DEFAULT_RESILIENCE, guardKey: name };
   }
 
   /**
@@ -204,7 +215,8 @@ export class RouteTable {
       // A route with its own balancer kind balances over the same upstreams (and their counts).
       const service = shared === undefined || route.balancer === balancer ? shared : shared.withBalancer(makeBalancer(route.balancer));
       const list = explicit.get(route.pathPrefix) ?? [];
-      list.push({ route, service, middlewares: compile(route) });
+      const guardKey = hasOwnGuard(route.resilience) ? `route:${route.name}:${JSON.stringify(route.resilience)}` : route.service;
+      list.push({ route, service, middlewares: compile(route), guardKey });
       explicit.set(route.pathPrefix, list);
     }
     for (const list of explicit.values()) {

@@ -430,6 +430,7 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
         timeoutMs: 1_500,
         balancer: 'least_request',
         middlewares: { rateLimit: { requestsPerSecond: 5, key: 'ip', store: 'redis' } },
+        resilience: { retries: 0, circuitBreaker: { minimumRequests: 5, openMs: 2_000 } },
         createdAt: new Date(1_700_000_000_123),
         updatedAt: new Date(1_700_000_000_123),
         ...overrides,

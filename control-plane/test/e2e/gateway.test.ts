@@ -214,6 +214,73 @@ describe('gateway', () => {
     }
   }, 30_000);
 
+  it('guards a route with resilience settings of its own apart from its service\'s other routes', async () => {
+    const { service, started } = await startService('fragile');
+    const upstream = started[0]!;
+    const routeName = `fragile-${randomUUID().slice(0, 8)}`;
+    const created = await fetch(`${api}/api/v1/routes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: routeName,
+        pathPrefix: `/${routeName}`,
+        service,
+        stripPrefix: true,
+        resilience: { maxConcurrent: 2, circuitBreaker: { minimumRequests: 6, failureRatio: 0.5, openFor: '30s' } },
+      }),
+    });
+    expect(created.status).toBe(201);
+    await routable(`/${routeName}/whoami`, [upstream.name]);
+
+    // The route's bulkhead: two in flight at most; the discovery rule to the same service is not limited by it.
+    const agent = new Agent({ connections: 20 });
+    const slow = (path: string) => request(`${gateway}${path}`, { dispatcher: agent }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() }));
+    const [viaRoute, viaService] = await Promise.all([
+      Promise.all(Array.from({ length: 5 }, () => slow(`/${routeName}/slow/300`))),
+      Promise.all(Array.from({ length: 5 }, () => slow(`/${service}/slow/300`))),
+    ]);
+    await agent.close();
+    expect(viaRoute.map((answer) => answer.status).sort()).toEqual([200, 200, 503, 503, 503]);
+    expect(viaRoute.filter((answer) => answer.status === 503).every((answer) => JSON.parse(answer.body).code === 'PORTICO_ERR_GATEWAY_OVERLOADED')).toBe(true);
+    expect(viaService.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200]);
+
+    // The route's breaker opens on its own failures (minimum 6 requests) while the service's stays closed.
+    const codes: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const res = await fetch(`${gateway}/${routeName}/status/500`);
+      const body = await res.text();
+      codes.push(body === '' ? String(res.status) : (JSON.parse(body) as { code: string }).code);
+    }
+    expect(codes.indexOf('PORTICO_ERR_GATEWAY_CIRCUIT_OPEN')).toBeGreaterThan(0);
+    expect(codes.indexOf('PORTICO_ERR_GATEWAY_CIRCUIT_OPEN')).toBeLessThanOrEqual(6);
+    expect(codes.slice(codes.indexOf('PORTICO_ERR_GATEWAY_CIRCUIT_OPEN')).every((code) => code === 'PORTICO_ERR_GATEWAY_CIRCUIT_OPEN')).toBe(true);
+    expect((await fetch(`${gateway}/${service}/whoami`)).status).toBe(200);
+    const metrics = await (await fetch(`${api}/metrics`)).text();
+    expect(metrics).toContain(`portico_gateway_circuit_state{service="${service}",route="${routeName}"} 2`);
+  }, 30_000);
+
+  it('retries a connection failure on another instance unless the route says no retries', async () => {
+    const { service } = await startService('retried');
+    const deadPort = await freePort();
+    await register(service, `${service}-dead`, deadPort);
+    const routeName = `noretry-${randomUUID().slice(0, 8)}`;
+    const created = await fetch(`${api}/api/v1/routes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: routeName, pathPrefix: `/${routeName}`, service, stripPrefix: true, resilience: { retries: 0 } }),
+    });
+    expect(created.status).toBe(201);
+    // Until the route applies, its path is an unknown service (404); then the dead instance's turn is a 502.
+    const statuses: number[] = [];
+    const deadline = Date.now() + 5_000;
+    while (!statuses.includes(502) && Date.now() < deadline) statuses.push((await fetch(`${gateway}/${routeName}/whoami`)).status);
+    expect(statuses).toContain(502);
+    expect(statuses.filter((status) => status !== 502 && status !== 404).every((status) => status === 200)).toBe(true);
+    // The discovery rule keeps the default: each failure goes to the live instance instead.
+    const viaService = await Promise.all(Array.from({ length: 6 }, async () => (await fetch(`${gateway}/${service}/whoami`)).status));
+    expect(viaService).toEqual([200, 200, 200, 200, 200, 200]);
+  }, 30_000);
+
   it('answers 504 at the route timeout when an instance hangs', async () => {
     const { service } = await startService('hang');
     const t0 = Date.now();

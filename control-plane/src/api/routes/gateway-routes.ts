@@ -2,7 +2,7 @@ import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import { parseDuration } from '../../config/duration.js';
 import { PorticoError } from '../../errors.js';
-import { type GatewayRoute, type RouteSpec } from '../../gateway/gateway-route.js';
+import { type GatewayRoute, type RouteResilience, type RouteSpec } from '../../gateway/gateway-route.js';
 import { hashApiKey } from '../../gateway/middlewares/api-key/api-key.js';
 import { type RouteMiddlewares } from '../../gateway/middlewares/pipeline.js';
 import { type RouteService } from '../../gateway/route-service.js';
@@ -26,6 +26,7 @@ function routeView(route: GatewayRoute) {
     timeout: route.timeoutMs === null ? null : `${route.timeoutMs}ms`,
     balancer: route.balancer,
     middlewares: middlewaresView(route.middlewares),
+    resilience: resilienceView(route.resilience),
     createdAt: route.createdAt.toISOString(),
     updatedAt: route.updatedAt.toISOString(),
   };
@@ -36,6 +37,21 @@ function middlewaresView(middlewares: RouteMiddlewares) {
   if (aggregate === undefined) return rest;
   const { timeoutMs, ...parts } = aggregate;
   return { ...rest, aggregate: { ...parts, ...(timeoutMs === undefined ? {} : { timeout: `${timeoutMs}ms` }) } };
+}
+
+function resilienceView(resilience: RouteResilience) {
+  const { circuitBreaker, ...rest } = resilience;
+  if (circuitBreaker === undefined) return rest;
+  const { openMs, ...breaker } = circuitBreaker;
+  return { ...rest, circuitBreaker: { ...breaker, ...(openMs === undefined ? {} : { openFor: `${openMs}ms` }) } };
+}
+
+function toResilience(body: Static<typeof RouteBody>['resilience']): RouteResilience {
+  if (body === undefined) return {};
+  const { circuitBreaker, ...rest } = body;
+  if (circuitBreaker === undefined) return rest;
+  const { openFor, ...breaker } = circuitBreaker;
+  return { ...rest, circuitBreaker: { ...breaker, ...(openFor === undefined ? {} : { openMs: readDuration(openFor, 'resilience/circuitBreaker/openFor') }) } };
 }
 
 function readDuration(text: string, location: string): number {
@@ -61,6 +77,7 @@ function toSpec(body: Static<typeof RouteBody>): RouteSpec {
     timeoutMs,
     balancer: body.balancer ?? 'round_robin',
     middlewares: toMiddlewares(body.middlewares),
+    resilience: toResilience(body.resilience),
   };
 }
 

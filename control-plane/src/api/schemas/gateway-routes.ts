@@ -94,6 +94,27 @@ const Aggregate = Type.Object(
   { additionalProperties: false },
 );
 
+const Resilience = Type.Object(
+  {
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 5, description: 'Retries after a connection failure, each on another instance, for idempotent requests (default 2).' })),
+    maxConcurrent: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'This route\'s own bulkhead: requests in flight through it at most; more get 503.' })),
+    circuitBreaker: Type.Optional(
+      Type.Object(
+        {
+          failureRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Open when at least this share of the last 10 s of requests failed (default 0.5).' })),
+          minimumRequests: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Never open on fewer requests in the window (default 20).' })),
+          openFor: Type.Optional(Type.String({ description: 'How long the circuit stays open before one probe goes through, e.g. "5s" (default).' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'The route\'s own resilience settings. A route with maxConcurrent or circuitBreaker is guarded apart from the service\'s other routes.',
+  },
+);
+
 const MiddlewaresIn = Type.Object(
   { cors: Type.Optional(Cors), apiKey: Type.Optional(ApiKeyIn), jwt: Type.Optional(Jwt), rateLimit: Type.Optional(RateLimit), cache: Type.Optional(Cache), aggregate: Type.Optional(Aggregate) },
   { additionalProperties: false, description: 'Applied in this order, whatever order they are written in.' },
@@ -117,6 +138,7 @@ export const RouteBody = Type.Object(
     timeout: Type.Optional(Type.String({ description: 'Per attempt, how long an instance may take to start answering, e.g. "2s". Absent: PORTICO_GATEWAY_TIMEOUT.' })),
     balancer: Type.Optional(Balancer),
     middlewares: Type.Optional(MiddlewaresIn),
+    resilience: Type.Optional(Resilience),
   },
   { additionalProperties: false },
 );
@@ -130,6 +152,7 @@ export const RouteView = Type.Object({
   timeout: Type.Union([Type.String(), Type.Null()], { description: 'As a duration in milliseconds, e.g. "2000ms"; null: the gateway\'s default.' }),
   balancer: Balancer,
   middlewares: MiddlewaresView,
+  resilience: Resilience,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

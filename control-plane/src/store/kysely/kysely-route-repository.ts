@@ -9,8 +9,9 @@ import { toEpochMillis, toNumber } from './row-mapping.js';
 type RouteRow = { id: string; name: string; doc: string; created_at: number | string; updated_at: number | string };
 
 function toRoute(row: RouteRow): GatewayRoute {
-  const doc = JSON.parse(row.doc) as Omit<GatewayRoute, 'id' | 'name' | 'createdAt' | 'updatedAt'>;
-  return { ...doc, id: row.id, name: row.name, createdAt: new Date(toNumber(row.created_at)), updatedAt: new Date(toNumber(row.updated_at)) };
+  const doc = JSON.parse(row.doc) as Omit<GatewayRoute, 'id' | 'name' | 'createdAt' | 'updatedAt' | 'resilience'> & Partial<Pick<GatewayRoute, 'resilience'>>;
+  // Routes stored before per-route resilience settings existed have none: the gateway's defaults.
+  return { ...doc, resilience: doc.resilience ?? {}, id: row.id, name: row.name, createdAt: new Date(toNumber(row.created_at)), updatedAt: new Date(toNumber(row.updated_at)) };
 }
 
 function toRow(route: GatewayRoute): Insertable<GatewayRoutesTable> {

@@ -48,6 +48,36 @@ describe('/api/v1/routes', () => {
     expect(audit.filter((entry) => entry.target === `route:${route.id}`).map((entry) => entry.action)).toEqual(['route.delete', 'route.update', 'route.create']);
   });
 
+  it('keeps a route\'s own resilience settings, and refuses ones out of range without storing anything', async () => {
+    const routeName = name();
+    const resilience = { retries: 0, maxConcurrent: 8, circuitBreaker: { failureRatio: 0.25, minimumRequests: 10, openFor: '2s' } };
+    const created = await create({ name: routeName, pathPrefix: `/${routeName}`, service: 'catalog', resilience });
+    expect(created.statusCode, created.body).toBe(201);
+    const route = created.json<RouteView & { resilience: unknown }>();
+    expect(route.resilience).toEqual({ retries: 0, maxConcurrent: 8, circuitBreaker: { failureRatio: 0.25, minimumRequests: 10, openFor: '2000ms' } });
+    expect((await t.app.inject({ method: 'GET', url: `/api/v1/routes/${route.id}`, headers: bearer(t.adminToken) })).json()).toEqual(route);
+    // Without settings: the gateway's defaults, shown as an empty object.
+    const plain = name();
+    expect((await create({ name: plain, pathPrefix: `/${plain}`, service: 'catalog' })).json()).toMatchObject({ resilience: {} });
+
+    const before = await t.counts();
+    for (const [bad, location] of [
+      [{ retries: 6 }, 'body/resilience/retries'],
+      [{ retries: 1.5 }, 'body/resilience/retries'],
+      [{ maxConcurrent: 0 }, 'body/resilience/maxConcurrent'],
+      [{ circuitBreaker: { failureRatio: 0 } }, 'body/resilience/circuitBreaker/failureRatio'],
+      [{ circuitBreaker: { openFor: 'soon' } }, 'body/resilience/circuitBreaker/openFor'],
+      [{ circuitBreaker: { openFor: '10ms' } }, 'body/resilience/circuitBreaker/openFor'],
+      [{ bulkhead: 3 }, 'body/resilience'],
+    ] as const) {
+      const other = name();
+      const res = await create({ name: other, pathPrefix: `/${other}`, service: 'catalog', resilience: bad });
+      expect(res.statusCode, JSON.stringify(bad)).toBe(400);
+      expect(res.json(), JSON.stringify(bad)).toMatchObject({ code: 'PORTICO_ERR_REQUEST_INVALID', details: [expect.objectContaining({ location: expect.stringContaining(location) })] });
+    }
+    expect(await t.counts()).toEqual(before);
+  });
+
   it('refuses a route that matches the same requests as another, or takes its name, and changes nothing', async () => {
     const first = name();
     expect((await create({ name: first, pathPrefix: `/${first}`, service: 'catalog', methods: ['GET'] })).statusCode).toBe(201);

@@ -36,7 +36,7 @@ describe('runMiddlewares', () => {
 
 describe('canonicalRoute middlewares', () => {
   const spec = (middlewares: RouteMiddlewares): RouteSpec => ({
-    name: 'r', pathPrefix: '/r', host: null, methods: null, service: 's', stripPrefix: false, timeoutMs: null, balancer: 'round_robin', middlewares,
+    name: 'r', pathPrefix: '/r', host: null, methods: null, service: 's', stripPrefix: false, timeoutMs: null, balancer: 'round_robin', middlewares, resilience: {},
   });
 
   it('fills in defaults', () => {

@@ -13,6 +13,7 @@ const spec = (overrides: Partial<RouteSpec>): RouteSpec => ({
   timeoutMs: null,
   balancer: 'round_robin',
   middlewares: {},
+  resilience: {},
   ...overrides,
 });
 const route = (overrides: Partial<RouteSpec>): GatewayRoute => ({ ...spec(overrides), id: overrides.name ?? 'r', createdAt: new Date(0), updatedAt: new Date(0) });
@@ -149,5 +150,39 @@ describe('RouteTable.build', () => {
     const oneLeft = RouteTable.build(new Map([['two', [target('b', 1)]]]), [], both, own, 'round_robin');
     expect(oneLeft.retired).toEqual([]);
     expect(RouteTable.build(new Map(), [], oneLeft, own, 'round_robin').retired).toEqual(['http://127.0.0.1:1']);
+  });
+});
+
+describe('per-route resilience', () => {
+  it('gives a route with bulkhead or breaker settings a guard of its own, keyed by its settings; others share the service\'s', () => {
+    const table = RouteTable.build(
+      new Map([['catalog', [{ instanceId: 'c1', address: '127.0.0.1', port: 1, weight: 1 }]]]),
+      [
+        route({ name: 'own', pathPrefix: '/own', resilience: { maxConcurrent: 2 } }),
+        route({ name: 'retry-only', pathPrefix: '/retry-only', resilience: { retries: 0 } }),
+      ],
+      RouteTable.empty,
+      pools,
+      'round_robin',
+    );
+    const own = table.match('', 'GET', '/own/x', '');
+    expect(own?.guardKey).toBe('route:own:{"maxConcurrent":2}');
+    expect(own?.resilience).toEqual({ maxConcurrent: 2 });
+    expect(table.match('', 'GET', '/retry-only/x', '')).toMatchObject({ guardKey: 'catalog', resilience: { retries: 0 } });
+    expect(table.match('', 'GET', '/catalog/x', '')).toMatchObject({ guardKey: 'catalog', resilience: {} });
+  });
+
+  it('refuses settings out of range, naming the field', () => {
+    for (const [resilience, field] of [
+      [{ retries: -1 }, 'resilience/retries'],
+      [{ retries: 6 }, 'resilience/retries'],
+      [{ maxConcurrent: 0.5 }, 'resilience/maxConcurrent'],
+      [{ circuitBreaker: { failureRatio: 1.5 } }, 'resilience/circuitBreaker/failureRatio'],
+      [{ circuitBreaker: { minimumRequests: 0 } }, 'resilience/circuitBreaker/minimumRequests'],
+      [{ circuitBreaker: { openMs: 99 } }, 'resilience/circuitBreaker/openFor'],
+    ] as const) {
+      expect(() => canonicalRoute(spec({ resilience }))).toThrow(expect.objectContaining({ details: [expect.objectContaining({ location: `body/${field}` })] }));
+    }
+    expect(canonicalRoute(spec({ resilience: { retries: 0, maxConcurrent: 1, circuitBreaker: { failureRatio: 1, minimumRequests: 1, openMs: 100 } } })).resilience.retries).toBe(0);
   });
 });
