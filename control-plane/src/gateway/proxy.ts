@@ -4,6 +4,7 @@ import { type Duplex } from 'node:stream';
 import { type Dispatcher } from 'undici';
 import { type ErrorCode, ErrorCatalogue } from '../errors.js';
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
+import { type GatewayRequest, type GatewayResponse, requestBody, requestHeader } from './gateway-http.js';
 import { type GatewayMetrics } from './gateway-metrics.js';
 import { type MiddlewareContext, runMiddlewares } from './middlewares/middleware.js';
 import { OutlierDetector } from './outlier-detector.js';
@@ -58,9 +59,9 @@ function isEventStream(headers: readonly string[]): boolean {
 }
 
 /** Does the request carry a body? (RFC 9112, 6.3: only Content-Length or Transfer-Encoding say so.) */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+function hasBody(req: GatewayRequest): boolean {
+  const length = requestHeader(req, 'content-length');
+  return requestHeader(req, 'transfer-encoding') !== undefined || (length !== undefined && length !== '0');
 }
 
 /**
@@ -88,7 +89,7 @@ export class GatewayProxy {
     this.#proto = options.tls === true ? 'https' : 'http';
   }
 
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  readonly handle = (req: GatewayRequest, res: GatewayResponse): void => {
     const started = performance.now();
     const method = req.method ?? 'GET';
     const routed = this.#route(req, method);
@@ -113,7 +114,7 @@ export class GatewayProxy {
     });
   };
 
-  #forward(req: IncomingMessage, res: ServerResponse, match: RouteMatch, context: MiddlewareContext | undefined, method: string, started: number): void {
+  #forward(req: GatewayRequest, res: GatewayResponse, match: RouteMatch, context: MiddlewareContext | undefined, method: string, started: number): void {
     const entered = this.#enter(match);
     if ('refusal' in entered) {
       this.#refuse(res, entered.refusal, method, started);
@@ -123,7 +124,7 @@ export class GatewayProxy {
     exchange.attempt();
   }
 
-  #refuse(res: ServerResponse, refusal: Refusal, method: string, started: number): void {
+  #refuse(res: GatewayResponse, refusal: Refusal, method: string, started: number): void {
     sendError(res, refusal.code, refusal.message, refusal.headers);
     this.#metrics.observe(refusal.service, refusal.route, method, ErrorCatalogue[refusal.code].status, (performance.now() - started) / 1000);
   }
@@ -133,7 +134,7 @@ export class GatewayProxy {
    * byte for byte once the instance has the request. It is not cut by the request timeout; it counts
    * against the service's bulkhead while open, and is closed when its instance leaves or the gateway stops.
    */
-  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  readonly upgrade = (req: GatewayRequest, socket: Duplex, head: Buffer): void => {
     const method = req.method ?? 'GET';
     const routed = this.#route(req, method);
     if ('refusal' in routed) {
@@ -147,7 +148,9 @@ export class GatewayProxy {
     }
     // The route's middlewares apply to upgrades too (an API key cannot be skipped by asking for a
     // WebSocket); one that answers writes an ordinary HTTP response on the socket.
-    const res = new ServerResponse(req);
+    // ServerResponse reads only the method, the HTTP version and `headers` of its request: the
+    // engine's own request will do.
+    const res = new ServerResponse(req as IncomingMessage);
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
     const context: MiddlewareContext = { req, res, match, upstreamHeaders: [], droppedHeaders: [], responseHeaders: [], consumer: undefined, observers: [] };
@@ -158,7 +161,7 @@ export class GatewayProxy {
     });
   };
 
-  #join(req: IncomingMessage, socket: Duplex, head: Buffer, match: RouteMatch, context: MiddlewareContext | undefined): void {
+  #join(req: GatewayRequest, socket: Duplex, head: Buffer, match: RouteMatch, context: MiddlewareContext | undefined): void {
     const method = req.method ?? 'GET';
     const admitted = this.#enter(match);
     if ('refusal' in admitted) {
@@ -171,7 +174,7 @@ export class GatewayProxy {
     upstream.inflight += 1;
     const headers = forwardRequestHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress ?? '', proto: this.#proto, prefix: match.prefix, drop: context?.droppedHeaders });
     if (context !== undefined) headers.push(...context.upstreamHeaders);
-    let text = `${method} ${match.path} HTTP/1.1\r\nhost: ${upstream.host}\r\nconnection: upgrade\r\nupgrade: ${req.headers.upgrade ?? ''}\r\n`;
+    let text = `${method} ${match.path} HTTP/1.1\r\nhost: ${upstream.host}\r\nconnection: upgrade\r\nupgrade: ${requestHeader(req, 'upgrade') ?? ''}\r\n`;
     for (let i = 0; i < headers.length; i += 2) text += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
     const target = connect({ host: upstream.address, port: upstream.port });
     let ended = false;
@@ -180,7 +183,7 @@ export class GatewayProxy {
       close: () => {
         target.unpipe(socket);
         // A WebSocket close frame, 1001 "going away", then the end of both connections.
-        if (req.headers.upgrade?.toLowerCase() === 'websocket') socket.end(Buffer.from([0x88, 0x02, 0x03, 0xe9]));
+        if (requestHeader(req, 'upgrade')?.toLowerCase() === 'websocket') socket.end(Buffer.from([0x88, 0x02, 0x03, 0xe9]));
         else socket.end();
         target.destroy();
       },
@@ -228,12 +231,12 @@ export class GatewayProxy {
   }
 
   /** Find where a request goes, or say how to refuse it. */
-  #route(req: IncomingMessage, method: string): { match: RouteMatch } | { refusal: Refusal } {
+  #route(req: GatewayRequest, method: string): { match: RouteMatch } | { refusal: Refusal } {
     const normalised = normaliseRequestPath(req.url ?? '/');
     if (!normalised.ok) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_BAD_PATH', message: `The request path cannot be routed safely: ${normalised.problem}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
     }
-    const match = this.#routes().match(hostOf(req.headers.host ?? (req.headers[':authority'] as string | undefined)), method, normalised.path, normalised.query);
+    const match = this.#routes().match(hostOf(requestHeader(req, 'host') ?? requestHeader(req, ':authority')), method, normalised.path, normalised.query);
     if (match === undefined) {
       return { refusal: { code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No route or service matches ${normalised.path}.`, service: NO_SERVICE, route: DISCOVERY_ROUTE } };
     }
@@ -335,8 +338,8 @@ export interface Stream {
  */
 class Exchange implements Dispatcher.DispatchHandler {
   readonly #proxy: GatewayProxy;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
+  readonly #req: GatewayRequest;
+  readonly #res: GatewayResponse;
   readonly #match: RouteMatch;
   readonly #route: ServiceRoute;
   readonly #guard: ServiceGuard;
@@ -358,8 +361,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   constructor(
     proxy: GatewayProxy,
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: GatewayRequest,
+    res: GatewayResponse,
     match: RouteMatch,
     route: ServiceRoute,
     guard: ServiceGuard,
@@ -378,7 +381,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#started = started;
     this.#hasBody = hasBody(req);
     // A body streams straight through, so it cannot be sent twice: only body-less requests are retried.
-    this.#retryable = !this.#hasBody && (IDEMPOTENT.has(method) || req.headers['idempotency-key'] !== undefined);
+    this.#retryable = !this.#hasBody && (IDEMPOTENT.has(method) || requestHeader(req, 'idempotency-key') !== undefined);
     if (!this.#hasBody) req.resume();
     proxy.metrics.inflightOf(route.service).inc();
     res.once('close', this.#onClientClose);
@@ -413,7 +416,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         method: this.#method,
         path: this.#match.path,
         headers: this.#headers,
-        body: this.#hasBody ? this.#req : null,
+        body: this.#hasBody ? requestBody(this.#req) : null,
         headersTimeout: requestTimeoutMs,
         // A long-lived stream (Server-Sent Events) is not cut: the timeout covers the wait for the answer.
         bodyTimeout: 0,

@@ -1,6 +1,7 @@
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import { type Duplex } from 'node:stream';
 import { type ErrorCode, ErrorCatalogue } from '../errors.js';
+import { type GatewayResponse } from './gateway-http.js';
 
 /** An error answer written straight to a socket that has left Node's HTTP handling (an upgrade). */
 export function writeRawError(socket: Duplex, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
@@ -12,7 +13,7 @@ export function writeRawError(socket: Duplex, code: ErrorCode, message: string, 
 }
 
 /** Answer with the error catalogue's JSON shape, unless the response has started already. */
-export function sendError(res: ServerResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
+export function sendError(res: GatewayResponse, code: ErrorCode, message: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;

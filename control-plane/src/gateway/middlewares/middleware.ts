@@ -1,10 +1,10 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type GatewayRequest, type GatewayResponse } from '../gateway-http.js';
 import { type RouteMatch } from '../route-table.js';
 
 /** One request as the middlewares of its route see it. */
 export interface MiddlewareContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: GatewayRequest;
+  readonly res: GatewayResponse;
   readonly match: RouteMatch;
   /** Headers to add to the request the instance gets, as `[name, value, ...]` (e.g. the verified consumer). */
   readonly upstreamHeaders: string[];
