@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { AgentError, type AgentErrorKind } from './agent-error.js';
 import { httpRequest, type HttpResponse } from './http-transport.js';
-import { type ErrorBody, type HealthStatus, type InstanceView, type RegistrationBody, type ServiceDetail } from './registry-types.js';
+import { type ErrorBody, type HealthStatus, type InstanceView, type RegistrationBody, type ServiceDetail, type ServiceList } from './registry-types.js';
 
 export interface ControlPlaneClientOptions {
   /** The control plane's base URL, e.g. `http://127.0.0.1:8400`. */
@@ -95,6 +95,19 @@ export class ControlPlaneClient {
       if (error instanceof AgentError && error.code === 'PORTICO_ERR_REGISTRY_SERVICE_NOT_FOUND') return { name, instances: [], index: 0 };
       throw error;
     }
+  }
+
+  /** `GET /services`: every service with at least one instance, and the registry's index. */
+  async services(): Promise<ServiceList> {
+    return (await this.#call('listing the services', 'GET', 'services')) as ServiceList;
+  }
+
+  /**
+   * `GET` another API path (e.g. `routes`) and return its JSON as it came: the caller knows its shape.
+   * @param operation what the read is for, as error messages say it (`reading the routes`).
+   */
+  async read(operation: string, path: string): Promise<unknown> {
+    return this.#call(operation, 'GET', path);
   }
 
   /** The URL of an API path, e.g. `events`. */

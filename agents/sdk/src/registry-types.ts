@@ -43,6 +43,12 @@ export interface RegistrationBody {
   }>;
 }
 
+/** `GET /api/v1/services`. */
+export interface ServiceList {
+  services: Array<{ name: string }>;
+  index: number;
+}
+
 /** `GET /api/v1/services/:name`. */
 export interface ServiceDetail {
   name: string;

@@ -20,6 +20,10 @@ export interface EventStreamOptions {
   client: ControlPlaneClient;
   logger: Logger;
   reconnect: { initialMs: number; maxMs: number };
+  /** The stream's path under `/api/v1/` (default `events`, the registry's; the gateway also follows `routes/events`). */
+  path?: string;
+  /** What the stream is called in errors (default `the registry's event stream`). */
+  name?: string;
   /**
    * Silence after which the connection counts as dead (default 45 s): the control plane sends a
    * keep-alive comment every 15 s, so three missed ones mean a half-open connection.
@@ -31,6 +35,7 @@ export interface EventStreamOptions {
  * `GET /api/v1/events` held open, over `node:http` (the browser's EventSource cannot send the bearer
  * token). Reconnects with capped, jittered backoff and resumes with `Last-Event-ID`, so the control
  * plane replays what was missed, or sends a `reset` with the whole registry when it cannot.
+ * Another of the control plane's streams (`path`) is followed the same way.
  */
 export class EventStream {
   readonly #options: EventStreamOptions;
@@ -78,7 +83,7 @@ export class EventStream {
   async #connect(): Promise<void> {
     if (this.#closed) return;
     const { client } = this.#options;
-    const url = client.url('events');
+    const url = client.url(this.#options.path ?? 'events');
     const headers: Record<string, string> = { authorization: client.authorization, accept: 'text/event-stream' };
     this.#resumed = this.#lastEventId !== undefined;
     if (this.#lastEventId !== undefined) headers['last-event-id'] = this.#lastEventId;
@@ -94,7 +99,7 @@ export class EventStream {
       this.#timer = setTimeout(() => void this.#connect(), this.#backoff.next());
     };
     const unreachable = (reason: string, cause?: unknown) =>
-      new AgentError(`the registry's event stream at ${url.origin}: ${reason}`, { kind: 'unavailable', code: 'PORTICO_ERR_AGENT_UNREACHABLE', cause });
+      new AgentError(`${this.#options.name ?? "the registry's event stream"} at ${url.origin}: ${reason}`, { kind: 'unavailable', code: 'PORTICO_ERR_AGENT_UNREACHABLE', cause });
 
     const request = (await requestFunction(url))(url, { headers, agent: await client.pool() });
     this.#request = request;
