@@ -13,6 +13,7 @@ import { type Metrics } from '../telemetry/metrics.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handler.js';
 import { auditRoutes } from './routes/audit.js';
+import { gatewayRouteEventRoutes } from './routes/gateway-route-events.js';
 import { gatewayRouteRoutes } from './routes/gateway-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
@@ -105,6 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const tokens = new TokenService(deps.store);
   const registry = new RegistryService(deps.registry);
+  const routes = deps.routes ?? new RouteService(deps.store);
   await app.register(consulApi, { registry, tokens });
   await app.register(
     async (api) => {
@@ -116,7 +118,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(tokenRoutes, { tokens });
       await api.register(auditRoutes, { audit: deps.store.audit });
       await api.register(registryRoutes, { registry });
-      await api.register(gatewayRouteRoutes, { routes: deps.routes ?? new RouteService(deps.store) });
+      await api.register(gatewayRouteRoutes, { routes });
+      await api.register(gatewayRouteEventRoutes, { routes });
     },
     { prefix: '/api/v1' },
   );

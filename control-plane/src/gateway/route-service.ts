@@ -4,6 +4,14 @@ import { PorticoError } from '../errors.js';
 import { type Store, type StoreSession } from '../store/store.js';
 import { canonicalRoute, type GatewayRoute, type RouteSpec, routesOverlap } from './gateway-route.js';
 
+/** One change to the explicit routes, as subscribers are told of it. */
+export interface RouteChange {
+  action: 'created' | 'updated' | 'deleted';
+  id: string;
+  name: string;
+  at: Date;
+}
+
 /**
  * The gateway's explicit routes as the admin API changes them: each change is checked (canonical
  * form, no other route matching the same requests), written with its audit entry in one transaction,
@@ -11,7 +19,7 @@ import { canonicalRoute, type GatewayRoute, type RouteSpec, routesOverlap } from
  */
 export class RouteService {
   readonly #store: Store;
-  readonly #listeners = new Set<() => void>();
+  readonly #listeners = new Set<(change: RouteChange) => void>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -38,7 +46,7 @@ export class RouteService {
       await audit(session, actor, 'route.create', created);
       return created;
     });
-    this.#changed();
+    this.#changed('created', route);
     return route;
   }
 
@@ -53,7 +61,7 @@ export class RouteService {
       await audit(session, actor, 'route.update', updated);
       return updated;
     });
-    this.#changed();
+    this.#changed('updated', route);
     return route;
   }
 
@@ -64,18 +72,19 @@ export class RouteService {
       await audit(session, actor, 'route.delete', removed);
       return removed;
     });
-    this.#changed();
+    this.#changed('deleted', route);
     return route;
   }
 
-  /** Be told after every change. Returns the unsubscribe function. */
-  subscribe(listener: () => void): () => void {
+  /** Be told after every change (in-process gateway, `GET /api/v1/routes/events`). Returns the unsubscribe function. */
+  subscribe(listener: (change: RouteChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  #changed(): void {
-    for (const listener of this.#listeners) listener();
+  #changed(action: RouteChange['action'], route: GatewayRoute): void {
+    const change: RouteChange = { action, id: route.id, name: route.name, at: new Date() };
+    for (const listener of this.#listeners) listener(change);
   }
 }
 
