@@ -29,5 +29,7 @@ export const CONFIG_DEFAULTS: Readonly<Omit<PorticoConfig, 'redisUrlIsDefault'>>
   gatewayMaxConcurrent: 1_000,
   gatewayTlsCert: undefined,
   gatewayTlsKey: undefined,
+  gatewayControlPlane: undefined,
+  gatewayToken: undefined,
   configFile: undefined,
 };

@@ -34,6 +34,12 @@ export interface LoadConfigOptions {
   env?: NodeJS.ProcessEnv;
   /** The directory relative paths (data directory, config file) are resolved against. */
   cwd?: string;
+  /**
+   * Which program reads it: the control plane (default), or `gateway`, the data plane alone, which
+   * needs a registry source (`PORTICO_GATEWAY_CONTROL_PLANE` with `PORTICO_GATEWAY_TOKEN`, or
+   * `PORTICO_CONSUL_ADDR`). Settings the other program reads are accepted and left alone.
+   */
+  mode?: 'control-plane' | 'gateway';
 }
 
 type Reading = 'integer' | 'number' | 'boolean' | 'string' | 'duration' | 'path';
@@ -144,6 +150,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<PorticoCon
     if ((fromEnv.has(name) || fromFile.has(name)) && other === undefined) problems.push({ variable: otherName, problem: `must be set too when ${name} is set` });
   }
 
+  if (options.mode === 'gateway') problems.push(...gatewayProblems(config as unknown as PorticoConfig, (name) => fromEnv.has(name) || fromFile.has(name), reported));
+
   if (problems.length > 0 || !Value.Check(PorticoConfigSchema, config)) {
     const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
     throw new PorticoError('PORTICO_ERR_CONFIG_INVALID', {
@@ -152,6 +160,32 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<PorticoCon
     });
   }
   return deepFreeze(config);
+}
+
+/**
+ * What `portico gateway` needs besides valid values: a registry to follow (a control plane, with a
+ * token for it, or Consul). Variables already reported as invalid are not reported again.
+ */
+function gatewayProblems(config: PorticoConfig, isSet: (name: string) => boolean, reported: ReadonlySet<string>): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const given = (name: string) => isSet(name) && !reported.has(name);
+  const controlPlane = given('PORTICO_GATEWAY_CONTROL_PLANE');
+  if (controlPlane && !URL.canParse(config.gatewayControlPlane ?? '')) {
+    problems.push({ variable: 'PORTICO_GATEWAY_CONTROL_PLANE', problem: `must be a URL, got ${JSON.stringify(config.gatewayControlPlane)}` });
+  }
+  if (!isSet('PORTICO_GATEWAY_CONTROL_PLANE') && !isSet('PORTICO_CONSUL_ADDR')) {
+    problems.push({
+      variable: 'PORTICO_GATEWAY_CONTROL_PLANE',
+      problem: 'must be set when the gateway runs on its own: the control plane it follows (or set PORTICO_CONSUL_ADDR to follow Consul directly)',
+    });
+  }
+  if (controlPlane && !isSet('PORTICO_GATEWAY_TOKEN')) {
+    problems.push({ variable: 'PORTICO_GATEWAY_TOKEN', problem: 'must be set too when PORTICO_GATEWAY_CONTROL_PLANE is set: a token of that control plane (the viewer role is enough)' });
+  }
+  if (given('PORTICO_GATEWAY_TOKEN') && !isSet('PORTICO_GATEWAY_CONTROL_PLANE') && isSet('PORTICO_CONSUL_ADDR')) {
+    problems.push({ variable: 'PORTICO_GATEWAY_CONTROL_PLANE', problem: 'must be set too when PORTICO_GATEWAY_TOKEN is set: the control plane the token is for (its routes)' });
+  }
+  return problems;
 }
 
 /** Reads the config file into (variable name, raw value) pairs; problems with it go to `problems`. */

@@ -135,6 +135,17 @@ export const PorticoConfigSchema = Type.Object({
     expected: 'the path of the PEM private key of PORTICO_GATEWAY_TLS_CERT',
     read: 'path',
   }),
+  /** `portico gateway` only: the control plane whose registry and routes the gateway follows. */
+  gatewayControlPlane: optional(Type.String({ pattern: '^https?://[^\\s?#]+$' }), {
+    name: 'PORTICO_GATEWAY_CONTROL_PLANE',
+    expected: 'the control plane\'s http:// or https:// URL, without a query, e.g. "http://10.0.0.5:8400"',
+  }),
+  /** `portico gateway` only: its bearer token for the control plane (the `viewer` role is enough). */
+  gatewayToken: optional(Type.String({ minLength: 1 }), {
+    name: 'PORTICO_GATEWAY_TOKEN',
+    expected: 'an API token of the control plane (the viewer role is enough)',
+    secret: true,
+  }),
   configFile: optional(Type.String({ minLength: 1 }), {
     name: 'PORTICO_CONFIG_FILE',
     expected: 'the path of a JSON config file',
