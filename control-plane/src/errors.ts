@@ -75,6 +75,7 @@ export const ErrorCatalogue = {
   PORTICO_ERR_GATEWAY_RATE_LIMITED: define(429, 'Too many requests: slow down and retry after the time given.', true),
   PORTICO_ERR_GATEWAY_CORS_REJECTED: define(403, 'That origin may not call this route.'),
   PORTICO_ERR_GATEWAY_PART_FAILED: define(502, 'A service an aggregating route asks answered with an error.', true),
+  PORTICO_ERR_GATEWAY_SOURCE_UNAVAILABLE: define(503, 'The gateway has not loaded its registry or routes from their source yet.', true),
 
   // Lifecycle.
   PORTICO_ERR_SERVER_SHUTTING_DOWN: define(503, 'The control plane is shutting down.', true),

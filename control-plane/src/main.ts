@@ -1,12 +1,15 @@
 /**
  * The composition root: configuration → adapters → start. The only file that picks adapters.
- * `npm start` runs this file.
+ * `npm start` runs this file: the control plane, with its gateway in the same process.
+ * `npm run gateway` runs it as `main.js gateway`: the gateway alone (the data plane), following a
+ * control plane's registry and routes (`PORTICO_GATEWAY_CONTROL_PLANE`) or Consul (`PORTICO_CONSUL_ADDR`).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import packageJson from '../package.json' with { type: 'json' };
 import { buildApp } from './api/app.js';
+import { buildGatewayApp } from './api/gateway-app.js';
 import { TokenService } from './auth/token-service.js';
 import { ensureRedis } from './broker/private-redis.js';
 import { RedisProbe } from './broker/redis-probe.js';
@@ -14,6 +17,10 @@ import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
+import { ControlPlaneRegistrySource } from './gateway/providers/control-plane-registry-source.js';
+import { ControlPlaneRouteSource } from './gateway/providers/control-plane-route-source.js';
+import { type SourceStatus } from './gateway/providers/gateway-source.js';
+import { RegistryBackendSource } from './gateway/providers/registry-backend-source.js';
 import { RouteService } from './gateway/route-service.js';
 import { ConsulRegistryBackend } from './registry/backends/consul-registry-backend.js';
 import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
@@ -97,10 +104,27 @@ async function closeAll(closers: Closer[], logger: Logger): Promise<void> {
   }
 }
 
+type Mode = 'control-plane' | 'gateway';
+
+const USAGE = 'usage: main.js            the control plane, its gateway in the same process (npm start)\n       main.js gateway    the gateway alone, following a control plane or Consul (npm run gateway)\n';
+
+/** What this process is told to be: nothing (the control plane) or `gateway`. */
+function modeOf(args: readonly string[]): Mode | undefined {
+  if (args.length === 0) return 'control-plane';
+  if (args.length === 1 && args[0] === 'gateway') return 'gateway';
+  return undefined;
+}
+
 async function start(): Promise<void> {
+  const mode = modeOf(process.argv.slice(2));
+  if (mode === undefined) {
+    process.stderr.write(`portico: unknown command "${process.argv.slice(2).join(' ')}"\n${USAGE}`);
+    process.exit(64); // EX_USAGE
+  }
+
   let config: Readonly<PorticoConfig>;
   try {
-    config = loadConfig();
+    config = loadConfig({ mode });
   } catch (error) {
     if (error instanceof PorticoError) {
       process.stderr.write(`portico: ${error.message}\n`);
@@ -109,7 +133,7 @@ async function start(): Promise<void> {
     throw error;
   }
 
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, service: mode === 'gateway' ? 'portico-gateway' : 'portico-control-plane' });
   const closers: Closer[] = [];
   let stopping = false;
 
@@ -138,63 +162,8 @@ async function start(): Promise<void> {
   }
 
   try {
-    const store = createStore(config);
-    closers.push({ name: 'store', close: () => store.close() });
-    await store.start();
-
-    const redis = await ensureRedis({ url: config.redisUrl, isDefault: config.redisUrlIsDefault, dataDir: config.dataDir, logger });
-    closers.push({ name: 'redis', close: () => redis.stop() });
-    const broker = new RedisProbe(redis.url);
-    closers.push({ name: 'redis probe', close: () => broker.close() });
-
-    const registry = createRegistry(config, store, logger);
-    closers.push({ name: 'registry', close: () => registry.close() });
-    await registry.start();
-
-    const firstAdmin = await new TokenService(store).ensureFirstAdmin(config.adminToken);
-    if (firstAdmin.generatedSecret !== undefined) printFirstAdminToken(firstAdmin.generatedSecret);
-    else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
-
-    const metrics = new Metrics();
-    const routes = new RouteService(store);
-    const app = await buildApp({ store, registry, broker, metrics, logger, routes, bodyLimit: config.bodyLimit, version: packageJson.version });
-    // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
-    closers.push({ name: 'http', close: () => app.close() });
-    await listenOn('PORTICO_PORT', config.host, config.port, () => app.listen({ host: config.host, port: config.port }));
-    const address = app.server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : config.port;
-
-    // The data plane, on its own port: nothing but proxied requests are served there.
-    // Its own Redis connection (shared rate limits) fails fast: a limit check never queues behind an outage.
-    const gatewayRedis = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
-    gatewayRedis.on('error', (error) => logger.debug({ err: error }, 'gateway redis connection error'));
-    closers.push({ name: 'gateway redis', close: async () => void (await gatewayRedis.quit().catch(() => gatewayRedis.disconnect())) });
-    const gateway = new Gateway({
-      redis: gatewayRedis,
-      registry,
-      routes,
-      metricsRegistry: metrics.registry,
-      logger,
-      requestTimeoutMs: config.gatewayTimeoutMs,
-      connectTimeoutMs: config.gatewayConnectTimeoutMs,
-      maxConcurrentPerService: config.gatewayMaxConcurrent,
-      tls: readGatewayTls(config),
-    });
-    closers.push({ name: 'gateway', close: () => gateway.close() });
-    const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () =>
-      gateway.listen({ host: config.host, port: config.gatewayPort }),
-    );
-    const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
-    logger.info(
-      {
-        url: `http://${config.host}:${port}`,
-        gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`,
-        store: store.dialect,
-        registry: registry.kind,
-        redis: redis.private ? 'private' : 'external',
-      },
-      'control plane listening',
-    );
+    if (mode === 'gateway') await startGatewayAlone(config, logger, closers, () => stopping);
+    else await startControlPlane(config, logger, closers);
   } catch (error) {
     if (error instanceof PorticoError) {
       logger.fatal({ code: error.code, err: error.cause }, error.message);
@@ -202,8 +171,150 @@ async function start(): Promise<void> {
     } else {
       logger.fatal({ err: error }, 'start-up failed');
     }
-    await stop('start-up failed', 1);
+    // A setting that cannot work (a taken port, a refused token) is a configuration error: EX_CONFIG.
+    await stop('start-up failed', error instanceof PorticoError && error.code === 'PORTICO_ERR_CONFIG_INVALID' ? 78 : 1);
   }
+}
+
+/** The control plane: store, Redis, registry, admin and Consul-compatible APIs, and the gateway in process. */
+async function startControlPlane(config: Readonly<PorticoConfig>, logger: Logger, closers: Closer[]): Promise<void> {
+  if (config.gatewayControlPlane !== undefined || config.gatewayToken !== undefined) {
+    logger.warn('PORTICO_GATEWAY_CONTROL_PLANE and PORTICO_GATEWAY_TOKEN are read only by "main.js gateway" (npm run gateway); the control plane ignores them');
+  }
+  const store = createStore(config);
+  closers.push({ name: 'store', close: () => store.close() });
+  await store.start();
+
+  const redis = await ensureRedis({ url: config.redisUrl, isDefault: config.redisUrlIsDefault, dataDir: config.dataDir, logger });
+  closers.push({ name: 'redis', close: () => redis.stop() });
+  const broker = new RedisProbe(redis.url);
+  closers.push({ name: 'redis probe', close: () => broker.close() });
+
+  const registry = createRegistry(config, store, logger);
+  closers.push({ name: 'registry', close: () => registry.close() });
+  await registry.start();
+
+  const firstAdmin = await new TokenService(store).ensureFirstAdmin(config.adminToken);
+  if (firstAdmin.generatedSecret !== undefined) printFirstAdminToken(firstAdmin.generatedSecret);
+  else if (firstAdmin.created) logger.info('first admin token created from PORTICO_ADMIN_TOKEN');
+
+  const metrics = new Metrics();
+  const routes = new RouteService(store);
+  const app = await buildApp({ store, registry, broker, metrics, logger, routes, bodyLimit: config.bodyLimit, version: packageJson.version });
+  // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
+  closers.push({ name: 'http', close: () => app.close() });
+  await listenOn('PORTICO_PORT', config.host, config.port, () => app.listen({ host: config.host, port: config.port }));
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+
+  // The data plane, on its own port: nothing but proxied requests are served there.
+  // Its own Redis connection (shared rate limits) fails fast: a limit check never queues behind an outage.
+  const gatewayRedis = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
+  gatewayRedis.on('error', (error) => logger.debug({ err: error }, 'gateway redis connection error'));
+  closers.push({ name: 'gateway redis', close: async () => void (await gatewayRedis.quit().catch(() => gatewayRedis.disconnect())) });
+  const gateway = new Gateway({
+    redis: gatewayRedis,
+    registry,
+    routes,
+    metricsRegistry: metrics.registry,
+    logger,
+    requestTimeoutMs: config.gatewayTimeoutMs,
+    connectTimeoutMs: config.gatewayConnectTimeoutMs,
+    maxConcurrentPerService: config.gatewayMaxConcurrent,
+    tls: readGatewayTls(config),
+  });
+  closers.push({ name: 'gateway', close: () => gateway.close() });
+  const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () =>
+    gateway.listen({ host: config.host, port: config.gatewayPort }),
+  );
+  const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
+  logger.info(
+    {
+      url: `http://${config.host}:${port}`,
+      gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`,
+      store: store.dialect,
+      registry: registry.kind,
+      redis: redis.private ? 'private' : 'external',
+    },
+    'control plane listening',
+  );
+}
+
+/**
+ * The gateway alone (`main.js gateway`): the data plane on PORTICO_GATEWAY_PORT, and only `/healthz`,
+ * `/readyz` and `/metrics` on PORTICO_PORT. No store, no migrations, no private redis-server, no admin
+ * or Consul-compatible API. The registry comes from Consul when PORTICO_CONSUL_ADDR is set, otherwise
+ * from the control plane at PORTICO_GATEWAY_CONTROL_PLANE; the explicit routes from that control plane
+ * (without one, only the discovery rule routes). Redis only for `rateLimit.store: redis`.
+ */
+async function startGatewayAlone(config: Readonly<PorticoConfig>, logger: Logger, closers: Closer[], stopping: () => boolean): Promise<void> {
+  const metrics = new Metrics();
+  const controlPlane =
+    config.gatewayControlPlane === undefined || config.gatewayToken === undefined ? undefined : { controlPlane: config.gatewayControlPlane, token: config.gatewayToken, logger };
+
+  let registry: RegistryBackendSource | ControlPlaneRegistrySource;
+  if (config.consul.addr !== undefined) {
+    // Consul's read side: the gateway never writes, so no audit log (and no store) is needed.
+    registry = new RegistryBackendSource(new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, logger }));
+  } else if (controlPlane !== undefined) {
+    registry = new ControlPlaneRegistrySource(controlPlane);
+  } else {
+    // loadConfig({ mode: 'gateway' }) refuses this already; said again so the types need no cast.
+    throw new PorticoError('PORTICO_ERR_CONFIG_INVALID', { message: 'PORTICO_GATEWAY_CONTROL_PLANE (or PORTICO_CONSUL_ADDR) must be set for the gateway to run on its own.' });
+  }
+  closers.push({ name: 'registry', close: () => registry.close() });
+  const routes = controlPlane === undefined ? undefined : new ControlPlaneRouteSource(controlPlane);
+  if (routes !== undefined) closers.push({ name: 'routes', close: () => routes.close() });
+
+  const sources: Record<string, () => SourceStatus> = { registry: () => registry.status() };
+  if (routes !== undefined) sources.routes = () => routes.status();
+  const app = await buildGatewayApp({ metrics, logger, sources });
+  closers.push({ name: 'http', close: () => app.close() });
+  await listenOn('PORTICO_PORT', config.host, config.port, () => app.listen({ host: config.host, port: config.port }));
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+
+  const source = config.consul.addr !== undefined ? `consul ${config.consul.addr}` : `control plane ${config.gatewayControlPlane ?? ''}`;
+  logger.info({ url: `http://${config.host}:${port}`, registry: source, routes: routes === undefined ? 'none' : 'control plane' }, 'gateway loading its registry and routes');
+  // The gateway port opens once there is something to route by; /readyz says what it waits for.
+  await Promise.all([registry.start(), routes?.start()]);
+  if (stopping()) return;
+
+  // Redis only for routes with `rateLimit.store: redis`: connected when such a route appears, and failing
+  // fast (no offline queue), so a limit check never waits on an outage: the route fails open instead.
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  redis.on('error', (error) => logger.debug({ err: error }, 'gateway redis connection error'));
+  closers.push({ name: 'gateway redis', close: async () => void (await redis.quit().catch(() => redis.disconnect())) });
+  if (routes !== undefined) {
+    const connectWhenNeeded = async () => {
+      const needed = (await routes.list()).some((route) => route.middlewares.rateLimit?.store === 'redis');
+      if (needed && redis.status === 'wait') {
+        logger.info({ redis: config.redisUrl.replace(/\/\/[^@/]*@/, '//***@') }, 'a route keeps its rate limit in Redis: connecting');
+        redis.connect().catch((error: unknown) => logger.warn({ err: error }, 'Redis does not answer: rate limits kept in Redis let requests pass until it does'));
+      }
+    };
+    routes.subscribe(() => void connectWhenNeeded());
+    await connectWhenNeeded();
+  }
+
+  const gateway = new Gateway({
+    redis,
+    registry,
+    ...(routes === undefined ? {} : { routes }),
+    metricsRegistry: metrics.registry,
+    logger,
+    requestTimeoutMs: config.gatewayTimeoutMs,
+    connectTimeoutMs: config.gatewayConnectTimeoutMs,
+    maxConcurrentPerService: config.gatewayMaxConcurrent,
+    tls: readGatewayTls(config),
+  });
+  closers.push({ name: 'gateway', close: () => gateway.close() });
+  const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () => gateway.listen({ host: config.host, port: config.gatewayPort }));
+  const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
+  logger.info(
+    { url: `http://${config.host}:${port}`, gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`, registry: source, routes: routes === undefined ? 'none' : 'control plane' },
+    'gateway listening',
+  );
 }
 
 process.on('unhandledRejection', (reason) => {

@@ -19,11 +19,12 @@ const REDACTED_PATHS = [
   '*.password',
 ];
 
-export function createLogger(options: { level: string; destination?: DestinationStream }): Logger {
+/** @param options.service the `service` field of every line (default `portico-control-plane`; `portico gateway` says `portico-gateway`). */
+export function createLogger(options: { level: string; destination?: DestinationStream; service?: string }): Logger {
   return pino(
     {
       level: options.level,
-      base: { service: 'portico-control-plane' },
+      base: { service: options.service ?? 'portico-control-plane' },
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     },
     options.destination,

@@ -83,10 +83,11 @@ export function run(command: string, args: string[], options: { cwd: string; env
 /**
  * The control plane as one Node process (no npm launcher in between): from its sources through tsx, or
  * `built`: the bundle `npm start` runs (`dist/main.js`; build it first with `buildControlPlane`).
+ * `args` follow the entry point: `['gateway']` runs the gateway alone, as `npm run gateway` does.
  */
-export function runControlPlane(env: Record<string, string>, options: { built?: boolean } = {}): RunningProcess {
+export function runControlPlane(env: Record<string, string>, options: { built?: boolean; args?: string[] } = {}): RunningProcess {
   const entry = options.built === true ? [...startNodeFlags(), join(CONTROL_PLANE_DIR, 'dist', 'main.js')] : ['--import', 'tsx', join(CONTROL_PLANE_DIR, 'src', 'main.ts')];
-  return run(process.execPath, [...nodeArgs(), ...entry], { cwd: CONTROL_PLANE_DIR, env: cleanEnv(env) });
+  return run(process.execPath, [...nodeArgs(), ...entry, ...(options.args ?? [])], { cwd: CONTROL_PLANE_DIR, env: cleanEnv(env) });
 }
 
 /** Bundle the control plane as `npm start` does. */

@@ -2,8 +2,11 @@ import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { PorticoError } from '../../errors.js';
 
-/** A dependency `/readyz` checks: resolves when it answers, rejects with the reason otherwise. */
-export type ReadinessCheck = () => Promise<void>;
+/**
+ * A dependency `/readyz` checks: resolves when it answers, rejects with the reason otherwise. It may
+ * resolve with a note that is shown without making the process unready (e.g. "serving the last known state").
+ */
+export type ReadinessCheck = () => Promise<void | string>;
 
 export interface HealthRoutesOptions {
   checks: Record<string, ReadinessCheck>;
@@ -33,13 +36,13 @@ interface CheckOutcome {
 async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<CheckOutcome> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
+    const note = await Promise.race([
       check(),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
-    return { ok: true };
+    return typeof note === 'string' ? { ok: true, message: note } : { ok: true };
   } catch (error) {
     return error instanceof PorticoError
       ? { ok: false, code: error.code, message: error.message }
