@@ -257,6 +257,33 @@ describe('the gateway on its own (main.js gateway)', () => {
     await until(`${gatewayHealth}/readyz`, (status, body) => status === 200 && !body.includes('last known'), 'readiness without the note');
   }, 60_000);
 
+  it('follows Consul directly with PORTICO_CONSUL_ADDR (here the control plane\'s Consul-compatible API), without a store', async () => {
+    const healthPort = await freePort();
+    const gatewayPort = await freePort();
+    const viaConsul = `http://127.0.0.1:${gatewayPort}`;
+    const child = startStandalone({
+      PORTICO_PORT: String(healthPort),
+      PORTICO_GATEWAY_PORT: String(gatewayPort),
+      PORTICO_CONSUL_ADDR: new URL(api).host,
+      PORTICO_CONSUL_TOKEN: viewerToken,
+      PORTICO_DATA_DIR: unusedDataDir,
+      PORTICO_LOG_LEVEL: 'info',
+    });
+    await child.waitForOutput('"msg":"gateway listening"');
+    const ready = (await (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).json()) as { status: string; checks: Record<string, unknown> };
+    expect(ready).toEqual({ status: 'ready', checks: { registry: { ok: true } } });
+
+    const service = `consul-${randomUUID().slice(0, 8)}`;
+    const upstream = await startUpstream(`${service}-a`);
+    await register(service, upstream.name, upstream.port);
+    await until(`${viaConsul}/${service}/whoami`, ok(upstream.name), 'through the gateway that follows Consul');
+    expect((await adminCall('DELETE', `/instances/${upstream.name}`)).status).toBe(204);
+    await until(`${viaConsul}/${service}/whoami`, code(404, 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND'), 'gone from the gateway that follows Consul');
+    expect((await fetch(`${viaConsul}/v1/catalog/services`)).status).toBe(404);
+    expect(existsSync(unusedDataDir)).toBe(false);
+    expect(await child.stop('SIGTERM')).toBe(0);
+  }, 30_000);
+
   it('refuses to start without a source, or with a token the control plane refuses, and exits 78 naming the variable', async () => {
     const withoutToken = startStandalone({ PORTICO_PORT: '0', PORTICO_GATEWAY_CONTROL_PLANE: api });
     const withoutSource = startStandalone({ PORTICO_PORT: '0' });
