@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { Gauge } from 'prom-client';
 import { PorticoError } from '../errors.js';
 import { type SourceStatus } from '../gateway/providers/gateway-source.js';
 import { type Metrics } from '../telemetry/metrics.js';
@@ -33,7 +34,7 @@ function sourceCheck(name: string, status: () => SourceStatus): ReadinessCheck {
 
 /**
  * The HTTP surface of the gateway when it runs on its own (`portico gateway`), on `PORTICO_PORT`:
- * `/healthz`, `/readyz` and `/metrics`, and nothing else. No admin API and no Consul-compatible API
+ * `/healthz`, `/readyz` and `/metrics` (with `portico_gateway_source_up{source}`), and nothing else. No admin API and no Consul-compatible API
  * (both 404): those belong to the control plane. It does not listen: `main.ts` does.
  */
 export async function buildGatewayApp(deps: GatewayAppDeps): Promise<FastifyInstance> {
@@ -49,6 +50,16 @@ export async function buildGatewayApp(deps: GatewayAppDeps): Promise<FastifyInst
   installErrorHandling(app, { bodyLimit: 1024 });
   app.addHook('preClose', async () => {
     shuttingDown = true;
+  });
+  const sources = Object.entries(deps.sources);
+  new Gauge({
+    name: 'portico_gateway_source_up',
+    help: 'Whether the gateway follows its source now (1), or routes by the last known state or has none yet (0).',
+    labelNames: ['source'] as const,
+    registers: [deps.metrics.registry],
+    collect() {
+      for (const [name, status] of sources) this.set({ source: name }, status().live ? 1 : 0);
+    },
   });
   const checks = Object.fromEntries(Object.entries(deps.sources).map(([name, status]) => [name, sourceCheck(name, status)]));
   await app.register(healthRoutes, { checks, isShuttingDown: () => shuttingDown });

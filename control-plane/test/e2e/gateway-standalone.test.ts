@@ -147,6 +147,8 @@ describe('the gateway on its own (main.js gateway)', () => {
     const metrics = await (await fetch(`${gatewayHealth}/metrics`)).text();
     expect(metrics).toContain('portico_gateway_requests_total');
     expect(metrics).toContain('process_resident_memory_bytes');
+    expect(metrics).toContain('portico_gateway_source_up{source="registry"} 1');
+    expect(metrics).toContain('portico_gateway_source_up{source="routes"} 1');
     expect(existsSync(unusedDataDir)).toBe(false);
     expect(standalone.output()).not.toMatch(/redis-server|migrat/i);
   });
@@ -238,6 +240,7 @@ describe('the gateway on its own (main.js gateway)', () => {
     const ready = (await (await fetch(`${gatewayHealth}/readyz`)).json()) as { status: string; checks: Record<string, { ok: boolean; message?: string }> };
     expect(ready.status).toBe('ready');
     expect(ready.checks.registry).toMatchObject({ ok: true, message: expect.stringContaining('serving the last known registry') as unknown });
+    expect(await (await fetch(`${gatewayHealth}/metrics`)).text()).toContain('portico_gateway_source_up{source="registry"} 0');
     for (let i = 0; i < 20; i++) {
       const [direct, routed] = await Promise.all([fetch(`${gateway}/${service}/whoami`), fetch(`${gateway}/${name}/whoami`)]);
       expect(await direct.text()).toBe(a.name);

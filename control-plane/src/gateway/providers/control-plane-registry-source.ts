@@ -2,6 +2,7 @@ import { type AgentError } from '@portico/sdk';
 import { Backoff } from '@portico/sdk/backoff';
 import { type ControlPlaneClient } from '@portico/sdk/control-plane-client';
 import { EventStream } from '@portico/sdk/discovery/event-stream';
+// The admin API's own schemas are the wire contract this adapter reads (types only; no code of the API runs here).
 import { type InstanceView, type RegistryEventData, type RegistrySnapshot } from '../../api/schemas/registry.js';
 import { parseDuration } from '../../config/duration.js';
 import { type Indexed, type InstanceQuery, type RegistryBackend, type RegistryEvent } from '../../registry/registry-backend.js';
