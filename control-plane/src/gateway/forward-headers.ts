@@ -88,22 +88,19 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
  * The response headers sent to the client, as a flat list for `writeHead`: the upstream's without the
  * hop-by-hop ones (and those its `Connection` header names).
  */
-export function forwardResponseHeaders(rawHeaders: readonly Buffer[]): string[] {
-  const out: string[] = [];
+export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] {
   let hopByHop: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = (rawHeaders[i] as Buffer).toString('latin1');
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      for (const token of (rawHeaders[i + 1] as Buffer).toString('latin1').split(',')) (hopByHop ??= new Set()).add(token.trim().toLowerCase());
-      continue;
-    }
-    out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+    const name = rawHeaders[i] as string;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const token of (rawHeaders[i + 1] as string).split(',')) (hopByHop ??= new Set()).add(token.trim().toLowerCase());
   }
   const kept: string[] = [];
-  for (let i = 0; i < out.length; i += 2) {
-    const lower = (out[i] as string).toLowerCase();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const lower = name.toLowerCase();
     if (RESPONSE_DROPPED.has(lower) || hopByHop?.has(lower) === true) continue;
-    kept.push(out[i] as string, out[i + 1] as string);
+    kept.push(name, rawHeaders[i + 1] as string);
   }
   return kept;
 }

@@ -150,26 +150,50 @@ export class Gateway {
   }
 
   /** One GET to a service through its balancer and pool, for aggregation; never throws. */
-  async #call(service: string, path: string, headers: string[], timeoutMs: number): Promise<PartAnswer> {
+  #call(service: string, path: string, headers: string[], timeoutMs: number): Promise<PartAnswer> {
     const route = this.#table.route(service);
-    if (route === undefined) return { ok: false, code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No service "${service}" is routed here.` };
+    if (route === undefined) return Promise.resolve({ ok: false, code: 'PORTICO_ERR_GATEWAY_SERVICE_NOT_FOUND', message: `No service "${service}" is routed here.` });
     const upstream = route.balancer.pick(route.upstreams);
-    if (upstream === undefined) return { ok: false, code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', message: `The service "${service}" has no instance passing its health checks.` };
-    upstream.inflight += 1;
-    try {
-      const res = await upstream.pool.request({ method: 'GET', path, headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal: AbortSignal.timeout(timeoutMs) });
-      const body = await res.body.text();
-      return { ok: true, status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body };
-    } catch (error) {
-      // The signal's timeout rejects with a DOMException named TimeoutError (whose numeric `code` is no use here).
-      const { code, name } = error as { code?: unknown; name?: string };
-      if (name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-        return { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', message: `"${service}" did not answer within ${timeoutMs} ms.` };
-      }
-      return { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE', message: `No answer from "${service}" (${typeof code === 'string' ? code : (name ?? 'error')}).` };
-    } finally {
-      upstream.inflight -= 1;
+    if (upstream === undefined) {
+      return Promise.resolve({ ok: false, code: 'PORTICO_ERR_GATEWAY_NO_HEALTHY_INSTANCE', message: `The service "${service}" has no instance passing its health checks.` });
     }
+    const timedOut: PartAnswer = { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT', message: `"${service}" did not answer within ${timeoutMs} ms.` };
+    upstream.inflight += 1;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let status = 0;
+      let contentType = '';
+      let abort: ((reason?: Error) => void) | undefined;
+      let settled = false;
+      const settle = (answer: PartAnswer) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        upstream.inflight -= 1;
+        resolve(answer);
+      };
+      // The whole answer, body included, within the part's time.
+      const timer = setTimeout(() => {
+        settle(timedOut);
+        abort?.();
+      }, timeoutMs);
+      upstream.pool.dispatch(
+        { method: 'GET', path, headers, body: null, headersTimeout: timeoutMs },
+        {
+          onConnect: (abortExchange) => (abort = abortExchange),
+          onHeaders: (statusCode, rawHeaders) => {
+            status = statusCode;
+            for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() === 'content-type') contentType = rawHeaders[i + 1] as string;
+            return true;
+          },
+          // A chunk is a view into the socket's buffer: copied, since it is kept past the call.
+          onData: (chunk) => chunks.push(Buffer.from(chunk)) > 0,
+          onComplete: () => settle({ ok: true, status, contentType, body: Buffer.concat(chunks).toString('utf8') }),
+          onError: (error) =>
+            settle(error.code === 'ERR_UPSTREAM_HEADERS_TIMEOUT' ? timedOut : { ok: false, code: 'PORTICO_ERR_GATEWAY_UPSTREAM_UNREACHABLE', message: `No answer from "${service}" (${error.code ?? error.message}).` }),
+        },
+      );
+    });
   }
 
   async #reloadRoutes(): Promise<void> {

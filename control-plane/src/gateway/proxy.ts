@@ -1,7 +1,7 @@
 import { type IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { type Duplex } from 'node:stream';
-import { type Dispatcher } from 'undici';
+import { type UpstreamHandler } from './http1/upstream-pool.js';
 import { type ErrorCode, ErrorCatalogue } from '../errors.js';
 import { forwardRequestHeaders, forwardResponseHeaders } from './forward-headers.js';
 import { type GatewayRequest, type GatewayResponse, requestBody, requestHeader } from './gateway-http.js';
@@ -35,12 +35,16 @@ const NO_SERVICE = '(none)';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** Failures that happened before the instance could have seen the request: safe to send to another one. */
-const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+/**
+ * Failures before any answer came: the connection could not be made, or it closed (a keep-alive
+ * connection the instance had just dropped) before a byte of the response. A body-less idempotent
+ * request is safe to send to another instance after them.
+ */
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ERR_UPSTREAM_CONNECT_TIMEOUT', 'ERR_UPSTREAM_CLOSED']);
 
 function errorKind(error: { code?: string }): 'timeout' | 'connect' | 'reset' {
-  if (error.code === 'UND_ERR_HEADERS_TIMEOUT' || error.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
-  if (error.code === 'ECONNREFUSED' || error.code === 'UND_ERR_CONNECT_TIMEOUT' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH') return 'connect';
+  if (error.code === 'ERR_UPSTREAM_HEADERS_TIMEOUT') return 'timeout';
+  if (error.code === 'ECONNREFUSED' || error.code === 'ERR_UPSTREAM_CONNECT_TIMEOUT' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH') return 'connect';
   return 'reset';
 }
 
@@ -66,7 +70,7 @@ function hasBody(req: GatewayRequest): boolean {
 
 /**
  * The gateway's request path: normalise the path, find the service's route (one map lookup), pick an
- * instance, and forward the request over the instance's keep-alive pool with undici's dispatcher,
+ * instance, and forward the request over the instance's keep-alive pool (`Http1Pool`),
  * streaming both bodies with backpressure and no intermediate streams. A connection failure before the
  * instance saw the request is retried on another instance when the request may be repeated.
  */
@@ -333,10 +337,10 @@ export interface Stream {
 }
 
 /**
- * One client request on its way through the gateway, across its attempts. It is the undici dispatch
- * handler itself, so forwarding allocates no per-request closures beyond the ones undici needs.
+ * One client request on its way through the gateway, across its attempts. It is the upstream pool's
+ * handler itself, so forwarding allocates no per-request closures beyond the pool's abort function.
  */
-class Exchange implements Dispatcher.DispatchHandler {
+class Exchange implements UpstreamHandler {
   readonly #proxy: GatewayProxy;
   readonly #req: GatewayRequest;
   readonly #res: GatewayResponse;
@@ -412,14 +416,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     const requestTimeoutMs = this.#match.timeoutMs ?? this.#proxy.options.requestTimeoutMs;
     upstream.pool.dispatch(
       {
-        origin: upstream.origin,
         method: this.#method,
         path: this.#match.path,
         headers: this.#headers,
         body: this.#hasBody ? requestBody(this.#req) : null,
-        headersTimeout: requestTimeoutMs,
         // A long-lived stream (Server-Sent Events) is not cut: the timeout covers the wait for the answer.
-        bodyTimeout: 0,
+        headersTimeout: requestTimeoutMs,
       },
       this,
     );
@@ -430,7 +432,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done) abort();
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
+  onHeaders(statusCode: number, rawHeaders: string[], resume: () => void, statusMessage: string): boolean {
     if (this.#done) return false;
     this.#responded = true;
     const upstream = this.#upstream as Upstream;

@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Http1Pool } from './http1/upstream-pool.js';
 
 /**
  * One instance the gateway can send requests to: its address, weight, and the live counts the
@@ -16,7 +16,7 @@ export class Upstream {
   ejections = 0;
   ejected = false;
 
-  #pool: Pool | undefined;
+  #pool: Http1Pool | undefined;
 
   constructor(
     readonly instanceId: string,
@@ -29,8 +29,8 @@ export class Upstream {
     readonly port = 0,
   ) {}
 
-  get pool(): Pool {
-    this.#pool ??= this.pools.get(this.origin);
+  get pool(): Http1Pool {
+    this.#pool ??= this.pools.get(this);
     return this.#pool;
   }
 }
@@ -49,7 +49,7 @@ export interface UpstreamPoolOptions {
  * leaves, its pool is closed gracefully: in-flight requests finish, no new one starts.
  */
 export class UpstreamPools {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, Http1Pool>();
   readonly #users = new Map<string, number>();
   readonly #options: UpstreamPoolOptions;
 
@@ -57,17 +57,12 @@ export class UpstreamPools {
     this.#options = options;
   }
 
-  get(origin: string): Pool {
-    let pool = this.#pools.get(origin);
+  /** The pool of `upstream`'s origin, made on first use. */
+  get(upstream: Pick<Upstream, 'origin' | 'address' | 'port' | 'host'>): Http1Pool {
+    let pool = this.#pools.get(upstream.origin);
     if (pool === undefined) {
-      pool = new Pool(origin, {
-        connections: this.#options.connections,
-        pipelining: 1,
-        connectTimeout: this.#options.connectTimeoutMs,
-        keepAliveTimeout: this.#options.keepAliveTimeoutMs,
-        keepAliveMaxTimeout: this.#options.keepAliveTimeoutMs,
-      });
-      this.#pools.set(origin, pool);
+      pool = new Http1Pool({ address: upstream.address, port: upstream.port, host: upstream.host }, this.#options);
+      this.#pools.set(upstream.origin, pool);
     }
     return pool;
   }

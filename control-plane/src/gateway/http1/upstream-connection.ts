@@ -115,6 +115,13 @@ export class Http1Connection {
   #remaining = 0;
   #bodyPaused = false;
   #bodySent = true;
+  /**
+   * A request with a body: its head, held until the body's first chunk (or its end) so both leave in
+   * one write, and so a body that fails before its first byte (a malformed chunk from the client)
+   * never reaches the upstream at all.
+   */
+  #pendingHead: string | undefined;
+  #pendingHeadersTimeout = 0;
 
   #connectTimer: NodeJS.Timeout | undefined;
   #headersTimer: NodeJS.Timeout | undefined;
@@ -192,11 +199,8 @@ export class Http1Connection {
       this.abort(new Error('The request has an invalid Content-Length.'));
       return;
     }
-    // The head and whatever the body has ready by the next tick leave in one write.
-    socket.cork();
-    socket.write(head + '\r\n', 'latin1');
-    process.nextTick(uncork, socket);
-    this.#armHeadersTimer(request.headersTimeout);
+    this.#pendingHead = head + '\r\n';
+    this.#pendingHeadersTimeout = request.headersTimeout;
     this.#streamBody(body, length);
   }
 
@@ -276,12 +280,23 @@ export class Http1Connection {
     }
   }
 
+  /** Send the held head (corked: what follows in this tick leaves with it) and start the headers clock. */
+  #flushHead(): void {
+    const head = this.#pendingHead as string;
+    this.#pendingHead = undefined;
+    this.#socket.cork();
+    this.#socket.write(head, 'latin1');
+    process.nextTick(uncork, this.#socket);
+    this.#armHeadersTimer(this.#pendingHeadersTimeout);
+  }
+
   readonly #onBodyData = (chunk: Buffer | string): void => {
     const socket = this.#socket;
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     let flushed: boolean;
     if (this.#chunked) {
       if (size === 0) return;
+      if (this.#pendingHead !== undefined) this.#flushHead();
       socket.cork();
       socket.write(size.toString(16) + '\r\n', 'latin1');
       socket.write(chunk);
@@ -293,6 +308,7 @@ export class Http1Connection {
         return;
       }
       this.#remaining -= size;
+      if (this.#pendingHead !== undefined) this.#flushHead();
       flushed = socket.write(chunk);
     }
     if (!flushed) {
@@ -302,11 +318,12 @@ export class Http1Connection {
   };
 
   readonly #onBodyEnd = (): void => {
-    if (this.#chunked) this.#socket.write('0\r\n\r\n', 'latin1');
-    else if (this.#remaining > 0) {
+    if (!this.#chunked && this.#remaining > 0) {
       this.#failBody(new Error('The request body ended before its Content-Length.'));
       return;
     }
+    if (this.#pendingHead !== undefined) this.#flushHead();
+    if (this.#chunked) this.#socket.write('0\r\n\r\n', 'latin1');
     if (this.#body !== null) this.#detachBody();
     this.#bodySent = true;
   };

@@ -557,6 +557,28 @@ describe('Http1Pool request bodies', () => {
     expect(long.error?.code).toBe('ERR_UPSTREAM_ABORTED');
   });
 
+  it('holds the head of a request with a body until its first byte: a body that fails before it sends the upstream nothing', async () => {
+    const received: Buffer[] = [];
+    const upstream = await rawUpstream((socket) => socket.on('data', (chunk: Buffer) => received.push(chunk)));
+    const pool = makePool(upstream.port);
+    const failing = new Readable({ read() {} });
+    setTimeout(() => failing.destroy(new Error('a malformed chunk from the client')), 50);
+    const failed = await send(pool, { method: 'POST', path: '/held', headers: [], body: failing, headersTimeout: 0 });
+    expect(failed.error?.code).toBe('ERR_UPSTREAM_ABORTED');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(Buffer.concat(received).length).toBe(0);
+
+    // With a first chunk, the head and the chunk arrive (together, when the chunk is there at once).
+    const late = new Readable({ read() {} });
+    const exchange = send(pool, { method: 'POST', path: '/held', headers: ['content-length', '4'], body: late, headersTimeout: 0 });
+    setTimeout(() => late.push('abcd'), 30);
+    await until(() => Buffer.concat(received).toString('latin1').endsWith('\r\n\r\nabcd'));
+    expect(Buffer.concat(received).toString('latin1')).toMatch(/^POST \/held HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\ncontent-length: 4\r\n\r\nabcd$/);
+    late.push(null);
+    upstream.sockets.at(-1)?.end('HTTP/1.1 204 No Content\r\n\r\n');
+    expect((await exchange).statusCode).toBe(204);
+  });
+
   it('does not reuse a connection whose response came before the whole request body was sent', async () => {
     const upstream = await rawUpstream((socket) => onRequestHeads(socket, () => socket.write('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n')));
     const pool = makePool(upstream.port, { connections: 1 });
