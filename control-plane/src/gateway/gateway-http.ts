@@ -1,4 +1,4 @@
-import { type IncomingHttpHeaders, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
+import { type IncomingHttpHeaders } from 'node:http';
 import { type Readable } from 'node:stream';
 
 /**
@@ -19,14 +19,17 @@ export interface GatewayRequest {
   resume(): unknown;
 }
 
+/** Response headers as the gateway writes them: a flat `[name, value, ...]` list, or an object. */
+export type ResponseHeaders = string[] | Record<string, string | number>;
+
 /** The members of a response the gateway's request path uses: `ServerResponse` has them, and so has `Http1Response`. */
 export interface GatewayResponse {
   statusCode: number;
   readonly headersSent: boolean;
   readonly writableFinished: boolean;
   /** Headers as an object or a flat `[name, value, ...]` list. */
-  writeHead(statusCode: number, statusMessage?: string, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): unknown;
-  writeHead(statusCode: number, headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): unknown;
+  writeHead(statusCode: number, statusMessage?: string, headers?: ResponseHeaders): unknown;
+  writeHead(statusCode: number, headers?: ResponseHeaders): unknown;
   write(chunk: Buffer | string): boolean;
   end(chunk?: Buffer | string): unknown;
   destroy(error?: Error): unknown;
