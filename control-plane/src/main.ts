@@ -16,7 +16,7 @@ import { RedisProbe } from './broker/redis-probe.js';
 import { loadConfig } from './config/load.js';
 import { type PorticoConfig } from './config/schema.js';
 import { PorticoError } from './errors.js';
-import { Gateway } from './gateway/gateway.js';
+import { Gateway, type GatewayOptions } from './gateway/gateway.js';
 import { ControlPlaneRegistrySource } from './gateway/providers/control-plane-registry-source.js';
 import { ControlPlaneRouteSource } from './gateway/providers/control-plane-route-source.js';
 import { type SourceStatus } from './gateway/providers/gateway-source.js';
@@ -212,26 +212,11 @@ async function startControlPlane(config: Readonly<PorticoConfig>, logger: Logger
   const gatewayRedis = new Redis(redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false });
   gatewayRedis.on('error', (error) => logger.debug({ err: error }, 'gateway redis connection error'));
   closers.push({ name: 'gateway redis', close: async () => void (await gatewayRedis.quit().catch(() => gatewayRedis.disconnect())) });
-  const gateway = new Gateway({
-    redis: gatewayRedis,
-    registry,
-    routes,
-    metricsRegistry: metrics.registry,
-    logger,
-    requestTimeoutMs: config.gatewayTimeoutMs,
-    connectTimeoutMs: config.gatewayConnectTimeoutMs,
-    maxConcurrentPerService: config.gatewayMaxConcurrent,
-    tls: readGatewayTls(config),
-  });
-  closers.push({ name: 'gateway', close: () => gateway.close() });
-  const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () =>
-    gateway.listen({ host: config.host, port: config.gatewayPort }),
-  );
-  const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
+  const gateway = await startGateway(config, { redis: gatewayRedis, registry, routes, metrics, logger }, closers);
   logger.info(
     {
       url: `http://${config.host}:${port}`,
-      gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`,
+      gateway,
       store: store.dialect,
       registry: registry.kind,
       redis: redis.private ? 'private' : 'external',
@@ -297,24 +282,32 @@ async function startGatewayAlone(config: Readonly<PorticoConfig>, logger: Logger
     await connectWhenNeeded();
   }
 
+  const gateway = await startGateway(config, { redis, registry, routes, metrics, logger }, closers);
+  logger.info(
+    { url: `http://${config.host}:${port}`, gateway, registry: source, routes: routes === undefined ? 'none' : 'control plane' },
+    'gateway listening',
+  );
+}
+
+/** The data plane on its own port (nothing but proxied requests are served there); returns its URL. */
+async function startGateway(
+  config: Readonly<PorticoConfig>,
+  parts: Pick<GatewayOptions, 'redis' | 'registry' | 'routes' | 'logger'> & { metrics: Metrics },
+  closers: Closer[],
+): Promise<string> {
+  const { metrics, routes, ...rest } = parts;
   const gateway = new Gateway({
-    redis,
-    registry,
+    ...rest,
     ...(routes === undefined ? {} : { routes }),
     metricsRegistry: metrics.registry,
-    logger,
     requestTimeoutMs: config.gatewayTimeoutMs,
     connectTimeoutMs: config.gatewayConnectTimeoutMs,
     maxConcurrentPerService: config.gatewayMaxConcurrent,
     tls: readGatewayTls(config),
   });
   closers.push({ name: 'gateway', close: () => gateway.close() });
-  const gatewayAddress = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () => gateway.listen({ host: config.host, port: config.gatewayPort }));
-  const gatewayScheme = config.gatewayTlsCert === undefined ? 'http' : 'https';
-  logger.info(
-    { url: `http://${config.host}:${port}`, gateway: `${gatewayScheme}://${config.host}:${gatewayAddress.port}`, registry: source, routes: routes === undefined ? 'none' : 'control plane' },
-    'gateway listening',
-  );
+  const address = await listenOn('PORTICO_GATEWAY_PORT', config.host, config.gatewayPort, () => gateway.listen({ host: config.host, port: config.gatewayPort }));
+  return `${config.gatewayTlsCert === undefined ? 'http' : 'https'}://${config.host}:${address.port}`;
 }
 
 process.on('unhandledRejection', (reason) => {
