@@ -219,5 +219,6 @@ export class Gateway {
     // Instances no route reaches any more: their pools finish in-flight requests and close, and their
     // long-lived streams end cleanly so clients reconnect elsewhere.
     if (this.#table.retired.length > 0) this.#proxy.closeStreams(this.#table.retired);
+    this.#proxy.retainRouteGuards(this.#table.routeGuardKeys);
   }
 }

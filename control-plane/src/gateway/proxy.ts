@@ -284,14 +284,26 @@ export class GatewayProxy {
       const own = match.guardKey !== match.serviceName;
       const labels = { service: match.serviceName, route: own ? match.route : '' };
       const defaults = this.#options.guard;
-      guard = new ServiceGuard(match.serviceName, {
+      guard = new ServiceGuard(labels, {
         maxConcurrent: maxConcurrent ?? defaults?.maxConcurrent,
         breaker: { ...defaults?.breaker, ...circuitBreaker },
-        onStateChange: (_service, state) => this.#metrics.circuitState.set(labels, CIRCUIT_STATE_VALUE[state]),
+        onStateChange: (guardLabels, state) => this.#metrics.circuitState.set(guardLabels, CIRCUIT_STATE_VALUE[state]),
       });
       this.#guards.set(match.guardKey, guard);
     }
     return guard;
+  }
+
+  /**
+   * Forget the guards of routes that are gone or whose settings changed (their key changed with them),
+   * and their circuit-state series. Requests still in flight keep the guard they entered.
+   */
+  retainRouteGuards(keys: ReadonlySet<string>): void {
+    for (const [key, guard] of this.#guards) {
+      if (!key.startsWith('route:') || keys.has(key)) continue;
+      this.#guards.delete(key);
+      this.#metrics.circuitState.remove(guard.labels);
+    }
   }
 
   /** Attempts a request through this route may make: the first, then its retries. */

@@ -134,6 +134,13 @@ export class RouteTable {
     readonly retired: readonly string[],
   ) {}
 
+  /** The guard keys of the explicit routes guarded on their own (`route:…`). */
+  get routeGuardKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const list of this.explicit.values()) for (const { guardKey, route } of list) if (guardKey !== route.service) keys.add(guardKey);
+    return keys;
+  }
+
   route(service: string): ServiceRoute | undefined {
     return this.services.get(service);
   }

@@ -4,24 +4,33 @@ export interface ServiceGuardOptions {
   /** The bulkhead: at most this many requests in flight to one service (default 1,000). */
   maxConcurrent?: number;
   breaker?: Omit<CircuitBreakerOptions, 'onStateChange'>;
-  onStateChange?: (service: string, state: CircuitState) => void;
+  onStateChange?: (labels: GuardLabels, state: CircuitState) => void;
+}
+
+/** Whose guard it is: a service's (`route` empty), or one route's own. */
+export interface GuardLabels {
+  service: string;
+  route: string;
 }
 
 /** Why a request was turned away before it reached any instance. */
 export type Refusal = { reason: 'circuit_open'; retryAfterMs: number } | { reason: 'overloaded' };
 
 /**
- * What protects one service, whatever route reaches it: its circuit breaker and its bulkhead (a cap on
- * requests in flight). It outlives route-table rebuilds.
+ * What protects one service, whatever route reaches it (or one route with guard settings of its own):
+ * its circuit breaker and its bulkhead (a cap on requests in flight). It outlives route-table rebuilds.
  */
 export class ServiceGuard {
   readonly breaker: CircuitBreaker;
   readonly #maxConcurrent: number;
   inflight = 0;
 
-  constructor(service: string, options: ServiceGuardOptions) {
+  constructor(
+    readonly labels: GuardLabels,
+    options: ServiceGuardOptions,
+  ) {
     this.#maxConcurrent = options.maxConcurrent ?? 1_000;
-    this.breaker = new CircuitBreaker({ ...options.breaker, onStateChange: (state) => options.onStateChange?.(service, state) });
+    this.breaker = new CircuitBreaker({ ...options.breaker, onStateChange: (state) => options.onStateChange?.(labels, state) });
   }
 
   /** Let a request in (it must then `leave`), or say why not. */

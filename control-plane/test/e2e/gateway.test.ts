@@ -257,6 +257,20 @@ describe('gateway', () => {
     expect((await fetch(`${gateway}/${service}/whoami`)).status).toBe(200);
     const metrics = await (await fetch(`${api}/metrics`)).text();
     expect(metrics).toContain(`portico_gateway_circuit_state{service="${service}",route="${routeName}"} 2`);
+
+    // Without its own settings, the route shares the service's (closed) guard, and its series is gone.
+    const { id } = (await created.json()) as { id: string };
+    const replaced = await fetch(`${api}/api/v1/routes/${id}`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: routeName, pathPrefix: `/${routeName}`, service, stripPrefix: true }),
+    });
+    expect(replaced.status).toBe(200);
+    const deadline = Date.now() + 2_000;
+    let status = 0;
+    while (status !== 200 && Date.now() < deadline) status = (await fetch(`${gateway}/${routeName}/whoami`)).status;
+    expect(status).toBe(200);
+    expect(await (await fetch(`${api}/metrics`)).text()).not.toContain(`route="${routeName}"} 2`);
   }, 30_000);
 
   it('retries a connection failure on another instance unless the route says no retries', async () => {

@@ -58,7 +58,7 @@ describe('CircuitBreaker', () => {
 
 describe('ServiceGuard', () => {
   it('refuses requests beyond the bulkhead until one leaves, and while the circuit is open', () => {
-    const guard = new ServiceGuard('s', { maxConcurrent: 2, breaker: { minimumRequests: 1, openMs: 60_000 } });
+    const guard = new ServiceGuard({ service: 's', route: '' }, { maxConcurrent: 2, breaker: { minimumRequests: 1, openMs: 60_000 } });
     expect(guard.enter()).toBeUndefined();
     expect(guard.enter()).toBeUndefined();
     expect(guard.enter()).toEqual({ reason: 'overloaded' });
