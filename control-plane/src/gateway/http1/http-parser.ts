@@ -16,6 +16,16 @@ import { createRequire } from 'node:module';
  * `execute(chunk)` returns the bytes parsed, or an `Error` with `code` (`HPE_*`), `reason` and
  * `bytesParsed`. On an upgrade it stops after the headers and returns how far it got: the rest is the
  * upgraded protocol's. Pausing from a callback is not supported by the binding.
+ *
+ * Consume mode (what `node:http`'s server does): `consume(handle)` makes the parser the listener of a
+ * socket's stream handle (`socket._handle`, when `isStreamBase`). Each read then lands in one static
+ * buffer and is parsed in C++ at once: no `Buffer` per read, no `'data'` event, no `execute` call from
+ * JavaScript. JavaScript gets the parser callbacks as before, then `kOnExecute(ret)` after each read
+ * (`ret` as `execute` returns it). Body chunks are copies (the buffer is reused). EOF and read errors
+ * still reach the socket (`'end'`, `'error'`). `socket.pause()` no longer stops the reads: stop the
+ * handle itself (`readStop()`/`readStart()`, keeping `handle.reading` in step, as `net` does).
+ * `getCurrentBuffer()`, within `kOnExecute`, copies the read just parsed. `unconsume()` gives the reads
+ * back to the socket. `close()` frees the parser at once: never from within its own read (defer it).
  */
 export interface HttpParser {
   initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
@@ -24,7 +34,27 @@ export interface HttpParser {
   close(): void;
   free(): void;
   remove(): void;
+  consume(handle: StreamHandle): void;
+  unconsume(): void;
+  getCurrentBuffer(): Buffer;
   [callback: number]: ((...args: never[]) => unknown) | undefined;
+}
+
+/** A socket's libuv stream handle (`socket._handle`), as far as consume mode needs it. */
+export interface StreamHandle {
+  readonly isStreamBase?: boolean;
+  /** `net`'s own note of whether the handle reads; kept in step with `readStart`/`readStop`. */
+  reading: boolean;
+  /** Set while a parser consumes the handle (as `node:http` marks it). */
+  _consumed?: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
+/** The socket's stream handle if a parser can consume it (a TCP or pipe handle, not yet consumed). */
+export function consumableHandle(socket: object): StreamHandle | undefined {
+  const handle = (socket as { _handle?: StreamHandle | null })._handle;
+  return handle?.isStreamBase === true && handle._consumed !== true ? handle : undefined;
 }
 
 interface HttpParserClass {

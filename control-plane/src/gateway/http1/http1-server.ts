@@ -1,5 +1,5 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { HTTPParser, type HttpParser, METHODS } from './http-parser.js';
+import { consumableHandle, HTTPParser, type HttpParser, METHODS, type StreamHandle } from './http-parser.js';
 import { type Http1BodyFlow, Http1Request } from './http1-request.js';
 import { Http1Response, type Http1ResponseOwner } from './http1-response.js';
 
@@ -62,18 +62,31 @@ function advanceTick(connection: Http1Connection): void {
   connection.advance();
 }
 
+function closeParser(parser: HttpParser): void {
+  parser.close();
+}
+
 /**
  * One client connection: one llhttp parser for all its requests, requests answered strictly in order
  * (the ones received while another is being answered wait in a queue, and the socket is paused), the
  * keep-alive and head timeouts checked by the server's sweep rather than by a timer per request.
+ *
+ * The parser consumes the socket's handle (as `node:http` does; see `http-parser.ts`): reads are parsed
+ * in C++ as they arrive, and `#onExecute` follows each one. Pausing stops the handle itself. Once the
+ * connection stops parsing (a refusal, an upgrade, its end), the reads go back to the socket's `'data'`
+ * (`#onData`), which keeps an upgrade's bytes and drops the rest. A socket without a stream handle is
+ * parsed from `'data'` throughout.
  */
 class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
   readonly #server: ServerState;
   readonly #socket: Socket;
   readonly #parser: HttpParser;
+  /** The socket's handle while the parser consumes it. */
+  #handle: StreamHandle | undefined;
   #phase = Phase.Open;
   /** Input is parsed; false once the parser refused something or an upgrade took over. */
   #reading = true;
+  /** Within the parse of one read: requests wait for its end before they reach the handler. */
   #executing = false;
   #paused = 0;
   #bodyHolds = 0;
@@ -115,6 +128,13 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
     server.connections.add(this);
+    const handle = consumableHandle(socket);
+    if (handle !== undefined) {
+      handle._consumed = true;
+      parser[HTTPParser.kOnExecute] = this.#onExecute;
+      parser.consume(handle);
+      this.#handle = handle;
+    }
   }
 
   /** Nothing received or being answered: the connection may be closed without cutting anything. */
@@ -236,7 +256,9 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     socket.removeListener('close', this.#onClose);
     socket.removeListener('drain', this.#onDrain);
     this.#server.connections.delete(this);
-    this.#parser.close();
+    this.#unconsume();
+    // This may run within the parser's own read (from `#onExecute`): it is freed once that has unwound.
+    setImmediate(closeParser, this.#parser);
     // As node:http does: the new owner's first 'data' listener (or pipe) sets the socket flowing again.
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
     this.#server.handlers.upgrade(req, socket, req._head ?? EMPTY);
@@ -254,19 +276,51 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
       this.#paused = 0;
       this.#socket.resume();
     }
+    // From within a read (a body's reader ended the response), `#onExecute` gives the reads back.
+    if (!this.#executing) this.#unconsume();
     if (last === undefined) this.#socket.end();
     else this.#socket.end(last, 'latin1');
   }
 
   #pause(reason: number): void {
-    if (this.#paused === 0 && this.#phase === Phase.Open) this.#socket.pause();
+    if (this.#paused === 0 && this.#phase === Phase.Open) {
+      this.#socket.pause();
+      // A consumed handle's reads bypass the stream: only the handle itself stops them.
+      const handle = this.#handle;
+      if (handle !== undefined && handle.reading) {
+        handle.reading = false;
+        handle.readStop();
+      }
+    }
     this.#paused |= reason;
   }
 
   #unpause(reason: number): void {
     if ((this.#paused & reason) === 0) return;
     this.#paused &= ~reason;
-    if (this.#paused === 0 && this.#phase === Phase.Open) this.#socket.resume();
+    if (this.#paused === 0 && this.#phase === Phase.Open) {
+      this.#socket.resume();
+      const handle = this.#handle;
+      if (handle !== undefined && !handle.reading) {
+        handle.reading = true;
+        handle.readStart();
+      }
+    }
+  }
+
+  /** The reads go back to the socket (its `'data'`), the handle reading again if it was stopped. */
+  #unconsume(): void {
+    const handle = this.#handle;
+    if (handle === undefined) return;
+    this.#handle = undefined;
+    this.#parser.unconsume();
+    handle._consumed = false;
+    // The stream never saw the parser's reads and still counts one as under way, so resuming it would
+    // not restart a stopped handle: it is restarted here (a paused stream buffers, then stops it itself).
+    if (!handle.reading && !this.#socket.destroyed) {
+      handle.reading = true;
+      handle.readStart();
+    }
   }
 
   /** The parser refused the input: what came before is answered, then 400 (431 for an oversized head) and close. */
@@ -302,24 +356,44 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     try {
       parsed = this.#parser.execute(chunk);
     } catch (error) {
-      // A body reader's 'data' listener threw (it runs inside execute): where the parser stands is
-      // unknown, so the connection goes; the error goes on up, as from a node:http handler.
-      this.#executing = false;
-      this.#socket.destroy();
+      this.#threw();
       throw error;
     }
+    this.#parsed(parsed, chunk);
+  };
+
+  /** Consume mode: a read has been parsed. */
+  readonly #onExecute = (parsed: ReturnType<HttpParser['execute']>): void => {
+    this.#parsed(parsed, undefined);
+  };
+
+  /** After a read is parsed; `chunk`: the read, or undefined for the consumed handle's current one. */
+  #parsed(parsed: ReturnType<HttpParser['execute']>, chunk: Buffer | undefined): void {
     this.#executing = false;
     if (typeof parsed !== 'number') {
       this.#refuse(parsed);
     } else if (this.#upgrade !== undefined) {
       this.#reading = false;
-      this.#upgrade._head = parsed < chunk.length ? chunk.subarray(parsed) : EMPTY;
+      // A copy: in consume mode the read is in the parser's buffer, reused by the next read.
+      const read = chunk ?? this.#parser.getCurrentBuffer();
+      this.#upgrade._head = parsed < read.length ? read.subarray(parsed) : EMPTY;
     }
+    if (!this.#reading) this.#unconsume();
     // Handlers are called only now, after the whole chunk is parsed: a request the parser refuses
     // (a bad chunk size after its head, in the same chunk) never reaches them.
     this.advance();
     if (this.#queue.length > 0) this.#pause(QUEUED);
-  };
+  }
+
+  /**
+   * A body reader's listener threw (it runs inside the parse): where the parser stands is unknown, so
+   * the connection goes; the error goes on up, as from a node:http handler (from a consumed handle's
+   * read, as an uncaught exception, which is also what node:http gives).
+   */
+  #threw(): void {
+    this.#executing = false;
+    this.#socket.destroy();
+  }
 
   readonly #onMessageBegin = (): void => {
     this.#headersSince = Date.now();
@@ -345,6 +419,7 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     upgrade: boolean,
     keepAlive: boolean,
   ): number => {
+    this.#executing = true;
     const raw = headers ?? this.#rawHeaders ?? [];
     const target = url ?? this.#url;
     this.#rawHeaders = undefined;
@@ -360,14 +435,26 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
   };
 
   readonly #onBody = (chunk: Buffer): void => {
-    this.#parsing?._chunk(chunk);
+    this.#executing = true;
+    try {
+      this.#parsing?._chunk(chunk);
+    } catch (error) {
+      this.#threw();
+      throw error;
+    }
   };
 
   readonly #onMessageComplete = (): void => {
     const req = this.#parsing;
     if (req === undefined) return;
+    this.#executing = true;
     this.#parsing = undefined;
-    req._complete();
+    try {
+      req._complete();
+    } catch (error) {
+      this.#threw();
+      throw error;
+    }
     // Its response had ended already: the exchange is over (the next request goes once the chunk is parsed).
     if (req === this.#active && this.#response === undefined) this.#active = undefined;
   };
@@ -390,7 +477,10 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     const phase = this.#phase;
     this.#phase = Phase.Gone;
     this.#server.connections.delete(this);
-    if (phase !== Phase.Upgraded) this.#parser.close();
+    if (phase !== Phase.Upgraded) {
+      this.#unconsume();
+      this.#parser.close();
+    }
     const req = this.#active;
     const res = this.#response;
     this.#active = undefined;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer as createNodeServer, request as nodeRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, Server as NetServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -922,5 +922,188 @@ describe('Http1Server: ending exchanges', () => {
     expect([res.body.toString(), res.headers.connection]).toEqual(['hello GET /slow', undefined]);
     partial.write('\r\n');
     expect((await partial.response()).body.toString()).toBe('hello GET /partial');
+  });
+});
+
+describe('Http1Server: consume mode (the parser reads the socket handle directly)', () => {
+  it("parses each read in the parser: the socket emits no 'data'", async () => {
+    let dataEvents = -1;
+    const { port, seen } = await start((req, res) => {
+      if (dataEvents < 0) {
+        dataEvents = 0;
+        const emit = req.socket.emit.bind(req.socket);
+        req.socket.emit = ((event: string, ...args: unknown[]) => {
+          if (event === 'data') dataEvents += 1;
+          return emit(event, ...args);
+        }) as typeof req.socket.emit;
+      }
+      hello(req, res);
+    });
+    const client = await RawClient.open(port);
+    for (let i = 0; i < 3; i++) {
+      client.write(`GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect((await client.response()).body.toString()).toBe(`hello GET /${i}`);
+    }
+    expect(seen).toHaveLength(3);
+    expect(dataEvents).toBe(0);
+  });
+
+  it("leaves a handle already consumed alone and parses from 'data': pipelining, an upgrade's head, a refusal", async () => {
+    const proto = NetServer.prototype as { emit: (this: NetServer, event: string | symbol, ...args: unknown[]) => boolean };
+    const emit = proto.emit;
+    // Whoever accepts marks the handle as node:http marks the one it consumes.
+    proto.emit = function (this: NetServer, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'connection') ((args[0] as { _handle: { _consumed?: boolean } })._handle)._consumed = true;
+      return emit.call(this, event, ...args);
+    };
+    try {
+      let head: Buffer | undefined;
+      let dataEvents = 0;
+      const { port, seen } = await start(
+        (req, res) => {
+          if (seen.length === 1) req.socket.prependListener('data', () => (dataEvents += 1));
+          hello(req, res);
+        },
+        {},
+        (_req, socket, bytes) => {
+          head = bytes;
+          socket.end();
+        },
+      );
+      const client = await RawClient.open(port);
+      client.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect((await client.response()).body.toString()).toBe('hello GET /a');
+      expect((await client.response()).body.toString()).toBe('hello GET /b');
+      client.write('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nrest');
+      await within(client.closed, 2_000, 'the upgraded socket closing');
+      expect(head).toEqual(Buffer.from('rest'));
+      expect(dataEvents).toBe(1);
+      const bad = await RawClient.open(port);
+      bad.write('GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0000b\r\n\r\n');
+      expect((await bad.response()).body.toString()).toBe('hello GET /c');
+      expect((await bad.response()).status).toBe(400);
+      expect(seen.map((req) => req.url)).toEqual(['/a', '/b', '/c']);
+    } finally {
+      proto.emit = emit;
+    }
+  });
+
+  it('stops reading pipelined requests while one is answered (the handle itself stops), and reads on after', async () => {
+    const release = deferred<void>();
+    let bytesWhilePending = -1;
+    const { port, seen } = await start((req, res) => {
+      if (req.url !== '/slow') return hello(req, res);
+      void sleep(300).then(() => {
+        bytesWhilePending = req.socket.bytesRead;
+        return release.promise.then(() => hello(req, res));
+      });
+    });
+    const client = await RawClient.open(port);
+    const one = 'GET /p HTTP/1.1\r\nHost: x\r\n\r\n';
+    const count = 40_000;
+    client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n' + one.repeat(count));
+    await sleep(400);
+    // 1.2 MB were sent; the engine stopped after a read or two, leaving the rest in the kernel.
+    expect(bytesWhilePending).toBeGreaterThan(0);
+    expect(bytesWhilePending).toBeLessThan(256 * 1024);
+    expect(seen).toHaveLength(1);
+    release.resolve();
+    await client.until(() => client.data.toString('latin1').split('hello GET /p').length - 1 === count, 20_000);
+    expect(seen).toHaveLength(count + 1);
+    client.write('GET /last HTTP/1.1\r\nHost: x\r\n\r\n');
+    await client.until(() => client.data.includes('hello GET /last'));
+  });
+
+  it('hands over an upgrade that waited behind a slow request with exactly its bytes: head, then the later reads', async () => {
+    const release = deferred<void>();
+    const received: Buffer[] = [];
+    let head: Buffer | undefined;
+    const { port, seen } = await start(
+      (req, res) => void release.promise.then(() => hello(req, res)),
+      {},
+      (_req, socket, bytes) => {
+        head = bytes;
+        socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n');
+        socket.on('data', (data: Buffer) => received.push(data));
+        socket.on('end', () => socket.end());
+      },
+    );
+    const client = await RawClient.open(port);
+    client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nfirst|');
+    await sleep(50);
+    client.write('GET /second HTTP/1.1\r\n\r\n|');
+    await sleep(50);
+    client.write(Buffer.from([0, 255, 13, 10]));
+    await sleep(50);
+    release.resolve();
+    expect((await client.response()).body.toString()).toBe('hello GET /slow');
+    expect((await client.response()).status).toBe(101);
+    // The head is what followed it in its own read (as node:http gives it); what came later, the socket's new owner reads.
+    expect(head).toEqual(Buffer.from('first|', 'latin1'));
+    client.write('after');
+    const later = Buffer.concat([Buffer.from('GET /second HTTP/1.1\r\n\r\n|', 'latin1'), Buffer.from([0, 255, 13, 10]), Buffer.from('after')]);
+    await within(
+      (async () => {
+        while (Buffer.concat(received).length < later.length) await sleep(10);
+      })(),
+      2_000,
+      'the later bytes reaching the new owner',
+    );
+    expect(Buffer.concat(received)).toEqual(later);
+    expect(seen.map((req) => req.url)).toEqual(['/slow']);
+  });
+
+  it('refuses what arrives malformed in a later read, after answering the request before it', async () => {
+    const release = deferred<void>();
+    const { port, seen } = await start((req, res) => void release.promise.then(() => hello(req, res)));
+    const client = await RawClient.open(port);
+    client.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n');
+    await sleep(50);
+    client.write('GET /bad HTTP/1.1\r\nHost: x\r\nX-Evil: a\u0000b\r\n\r\n');
+    await sleep(50);
+    release.resolve();
+    expect((await client.response()).body.toString()).toBe('hello GET /ok');
+    const refused = await client.response();
+    expect([refused.status, refused.headers.connection]).toEqual([400, 'close']);
+    await within(client.closed, 2_000, 'the connection closing');
+    expect(seen.map((req) => req.url)).toEqual(['/ok']);
+  });
+
+  it('cuts a request whose body breaks off malformed in a later read', async () => {
+    const outcome = deferred<string>();
+    const { port } = await start((req) => {
+      readAll(req.body()).then(
+        () => outcome.resolve('ended'),
+        (error: Error & { code?: string }) => outcome.resolve(error.code ?? error.message),
+      );
+    });
+    const client = await RawClient.open(port);
+    client.write('POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n');
+    await sleep(50);
+    client.write('zz\r\nabc\r\n0\r\n\r\n');
+    expect(await within(outcome.promise, 2_000, 'the body ending')).toMatch(/ECONNRESET|ERR_STREAM_PREMATURE_CLOSE/);
+    await within(client.closed, 2_000, 'the connection closing');
+    expect(client.data.length).toBe(0);
+  });
+
+  it('reads and drops what follows a response that closes the connection while requests wait, so the close is prompt', async () => {
+    const closedAt = deferred<number>();
+    const { port, seen } = await start((req, res) => {
+      req.socket.once('close', () => closedAt.resolve(Date.now()));
+      void sleep(100).then(() => {
+        res.writeHead(200, { connection: 'close', 'content-length': 2 });
+        res.end('ok');
+      });
+    });
+    const client = await RawClient.open(port);
+    client.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    const res = await client.response();
+    expect([res.body.toString(), res.headers.connection]).toEqual(['ok', 'close']);
+    const answered = Date.now();
+    await within(client.closed, 2_000, 'the client seeing the close');
+    client.socket.end();
+    // The engine sees the client's end at once (it reads again), rather than lingering 5 s.
+    expect((await within(closedAt.promise, 2_000, "the server's socket closing")) - answered).toBeLessThan(1_000);
+    expect(seen.map((req) => req.url)).toEqual(['/first']);
   });
 });
