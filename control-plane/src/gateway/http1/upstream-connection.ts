@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { type Readable } from 'node:stream';
-import { HTTPParser, type HttpParser } from './http-parser.js';
+import { consumableHandle, HTTPParser, type HttpParser, type StreamHandle } from './http-parser.js';
 import { type UpstreamHandler, type UpstreamRequest } from './upstream-pool.js';
 
 /**
@@ -78,6 +78,10 @@ function keepAliveHint(value: string, configuredMs: number): number {
  * socket listeners, parser callbacks and timer callbacks are made once per connection, so an exchange
  * allocates no closures here.
  *
+ * Once connected, the parser consumes the socket's handle (see `http-parser.ts`): each read is parsed in
+ * C++ as it arrives and `#onExecute` follows it; pausing stops the handle itself. A socket without a
+ * stream handle is parsed from `'data'`.
+ *
  * A connection is bound to the request that made the pool open it, and sends it once connected. It
  * then alternates between carrying an exchange and being parked idle in its pool, until either side
  * closes it; a connection that dies during an exchange reports why to that exchange's handler.
@@ -87,6 +91,8 @@ export class Http1Connection {
   readonly #owner: ConnectionOwner;
   readonly #socket: Socket;
   readonly #parser: HttpParser;
+  /** The socket's handle while the parser consumes it. */
+  #handle: StreamHandle | undefined;
 
   /** The exchange in flight: set from `send` (or the pool's open) until complete or failed. */
   #handler: UpstreamHandler | null;
@@ -346,14 +352,18 @@ export class Http1Connection {
 
   readonly #resume = (): void => {
     // Per connection, not per exchange: a late call from an earlier exchange can only resume early.
-    if (this.#paused && !this.#dead) {
-      this.#paused = false;
-      this.#socket.resume();
-    }
+    if (this.#paused && !this.#dead) this.#unpause();
   };
 
   readonly #onConnect = (): void => {
     clearTimeout(this.#connectTimer);
+    const handle = consumableHandle(this.#socket);
+    if (handle !== undefined) {
+      handle._consumed = true;
+      this.#parser[HTTPParser.kOnExecute] = this.#onExecute;
+      this.#parser.consume(handle);
+      this.#handle = handle;
+    }
     const request = this.#request;
     const handler = this.#handler;
     this.#request = null;
@@ -374,6 +384,22 @@ export class Http1Connection {
       this.#handlerThrew(error);
       return;
     }
+    this.#parsed(result);
+  };
+
+  /** Consume mode: a read has been parsed. */
+  readonly #onExecute = (result: ReturnType<HttpParser['execute']>): void => {
+    if (this.#dead) return;
+    // A read with no exchange waiting for it that did not end one either: bytes no request asked for.
+    if (this.#handler === null && !this.#completed) {
+      this.#destroy(undefined);
+      return;
+    }
+    this.#responseStarted = true;
+    this.#parsed(result);
+  };
+
+  #parsed(result: ReturnType<HttpParser['execute']>): void {
     if (typeof result !== 'number') {
       this.#destroy(new UpstreamError('ERR_UPSTREAM_BAD_RESPONSE', `The upstream sent an invalid HTTP response (${result.code}: ${result.reason}).`, result));
       return;
@@ -382,7 +408,7 @@ export class Http1Connection {
       this.#completed = false;
       this.#reuse();
     }
-  };
+  }
 
   /** Released after `execute` returns, so the next request is never written from inside the parser. */
   #reuse(): void {
@@ -391,10 +417,7 @@ export class Http1Connection {
       this.#destroy(undefined);
       return;
     }
-    if (this.#paused) {
-      this.#paused = false;
-      this.#socket.resume();
-    }
+    if (this.#paused) this.#unpause();
     this.#owner.reusable(this);
   }
 
@@ -417,7 +440,12 @@ export class Http1Connection {
 
   readonly #onClose = (): void => {
     this.#destroy(undefined);
-    // 'close' comes on a later tick than any `execute`, so the parser is not in use.
+    // 'close' comes on a later tick than any `execute` or consumed read, so the parser is not in use.
+    if (this.#handle !== undefined) {
+      this.#handle._consumed = false;
+      this.#handle = undefined;
+      this.#parser.unconsume();
+    }
     this.#parser.close();
     this.#owner.closed(this);
   };
@@ -484,15 +512,25 @@ export class Http1Connection {
       }
     }
     this.#idleMs = idleMs;
-    if (!handler.onHeaders(statusCode, rawHeaders, this.#resume, statusMessage)) this.#pause();
+    try {
+      if (!handler.onHeaders(statusCode, rawHeaders, this.#resume, statusMessage)) this.#pause();
+    } catch (error) {
+      this.#handlerThrew(error);
+      return 1;
+    }
     // 1: no body follows (a response to HEAD); llhttp knows 204 and 304 itself.
     return this.#isHead ? 1 : 0;
   };
 
   readonly #onBody = (chunk: Buffer): void => {
     const handler = this.#handler;
-    // The binding cannot stop mid-buffer: after a refusal, the rest of this buffer still comes.
-    if (handler !== null && !handler.onData(chunk)) this.#pause();
+    if (handler === null) return;
+    try {
+      // The binding cannot stop mid-buffer: after a refusal, the rest of this buffer still comes.
+      if (!handler.onData(chunk)) this.#pause();
+    } catch (error) {
+      this.#handlerThrew(error);
+    }
   };
 
   readonly #onMessageComplete = (): void => {
@@ -504,10 +542,18 @@ export class Http1Connection {
     }
     this.#handler = null;
     this.#completed = true;
-    handler.onComplete();
+    try {
+      handler.onComplete();
+    } catch (error) {
+      this.#handlerThrew(error);
+    }
   };
 
-  /** A handler callback threw inside the parser, which cannot go on: the connection is destroyed. */
+  /**
+   * A handler callback threw inside the parser, which cannot go on: the connection is destroyed. Caught
+   * in the callback itself (a consumed read has no `execute` call around it to catch it): the rest of
+   * the read is parsed into a dead connection, which ignores it.
+   */
   #handlerThrew(error: unknown): void {
     if (this.#handler !== null) {
       this.#destroy(abortError(error));
@@ -522,6 +568,22 @@ export class Http1Connection {
     if (!this.#paused && !this.#dead) {
       this.#paused = true;
       this.#socket.pause();
+      // A consumed handle's reads bypass the stream: only the handle itself stops them.
+      const handle = this.#handle;
+      if (handle !== undefined && handle.reading) {
+        handle.reading = false;
+        handle.readStop();
+      }
+    }
+  }
+
+  #unpause(): void {
+    this.#paused = false;
+    this.#socket.resume();
+    const handle = this.#handle;
+    if (handle !== undefined && !handle.reading) {
+      handle.reading = true;
+      handle.readStart();
     }
   }
 

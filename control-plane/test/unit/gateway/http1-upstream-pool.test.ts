@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Server as NetServer, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -801,5 +801,109 @@ describe('Http1Pool close and destroy', () => {
       ['connect', 'error'],
       ['connect', 'error'],
     ]);
+  });
+});
+
+/** Wraps `Socket.prototype.emit` for the test: `spy` sees each event of every socket first. */
+function spySocketEvents(spy: (socket: Socket, event: string | symbol) => void): void {
+  const proto = Socket.prototype as { emit: (this: Socket, event: string | symbol, ...args: unknown[]) => boolean };
+  const emit = proto.emit;
+  proto.emit = function (this: Socket, event: string | symbol, ...args: unknown[]): boolean {
+    spy(this, event);
+    return emit.call(this, event, ...args);
+  };
+  cleanups.push(() => (proto.emit = emit));
+}
+
+/** A raw upstream answering each request with `response(path)`, written in pieces `cuts` apart, a few ms between them. */
+async function slicedUpstream(response: (path: string) => string, cuts: number[]): Promise<Upstream> {
+  return rawUpstream((socket) =>
+    onRequestHeads(socket, (head) => {
+      const text = Buffer.from(response(head.split(' ')[1]!), 'latin1');
+      let at = 0;
+      const pieces: Buffer[] = [];
+      for (const cut of cuts) {
+        if (cut <= at || cut >= text.length) continue;
+        pieces.push(text.subarray(at, cut));
+        at = cut;
+      }
+      pieces.push(text.subarray(at));
+      const next = (): void => {
+        const piece = pieces.shift();
+        if (piece === undefined || socket.destroyed) return;
+        socket.write(piece);
+        setTimeout(next, 5);
+      };
+      next();
+    }),
+  );
+}
+
+describe('Http1Pool consume mode (the parser reads the socket handle directly)', () => {
+  it("parses each read in the parser: the pool's sockets emit no 'data'", async () => {
+    const upstream = await httpUpstream((req, res) => res.end(`hello ${req.url}`));
+    let dataEvents = 0;
+    spySocketEvents((socket, event) => {
+      if (event === 'data' && socket.remotePort === upstream.port) dataEvents += 1;
+    });
+    const pool = makePool(upstream.port, { connections: 1 });
+    for (let i = 0; i < 3; i++) expect((await send(pool, get(`/${i}`))).body).toBe(`hello /${i}`);
+    expect(upstream.sockets).toHaveLength(1);
+    expect(dataEvents).toBe(0);
+  });
+
+  it('reuses one connection and its parser for exchanges whose responses arrive cut anywhere', async () => {
+    const body = 'chunked body '.repeat(20);
+    const upstream = await slicedUpstream(
+      (path) =>
+        path === '/chunked'
+          ? `HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-path: ${path}\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`
+          : `HTTP/1.1 200 OK\r\ncontent-length: ${path.length}\r\nx-path: ${path}\r\n\r\n${path}`,
+      [3, 17, 30, 41, 60, 100, 250],
+    );
+    const pool = makePool(upstream.port, { connections: 1 });
+    for (const path of ['/one', '/chunked', '/three-is-longer', '/chunked', '/5']) {
+      const r = await send(pool, get(path));
+      expect([r.statusCode, r.header('x-path'), r.body]).toEqual([200, path, path === '/chunked' ? body : path]);
+      expect(r.events).toEqual(['connect', 'headers', 'data', 'complete']);
+    }
+    expect(upstream.sockets).toHaveLength(1);
+  });
+
+  it('aborts when onHeaders throws, ignores the rest of that read, and does not reuse the connection', async () => {
+    const upstream = await httpUpstream((_req, res) => res.end('ok'));
+    const pool = makePool(upstream.port, { connections: 1 });
+    const r = new Recorder();
+    r.onHeaders = () => {
+      throw new Error('handler bug');
+    };
+    const faulty = await send(pool, get(), r);
+    await sleep(20);
+    expect(faulty.events).toEqual(['connect', 'error']);
+    expect(faulty.error?.code).toBe('ERR_UPSTREAM_ABORTED');
+    expect((faulty.error?.cause as Error).message).toBe('handler bug');
+    expect((await send(pool, get())).body).toBe('ok');
+    expect(upstream.sockets).toHaveLength(2);
+  });
+
+  it("leaves a handle already consumed alone and parses from 'data': reuse, responses in pieces, bytes after a response", async () => {
+    const upstream = await slicedUpstream(
+      (path) => (path === '/extra' ? 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n' : `HTTP/1.1 200 OK\r\ncontent-length: ${path.length}\r\n\r\n${path}`),
+      [5, 20],
+    );
+    let dataEvents = 0;
+    spySocketEvents((socket, event) => {
+      // Whoever connected marks the handle as node:http marks the one it consumes.
+      if (event === 'connect') ((socket as unknown as { _handle: { _consumed?: boolean } })._handle)._consumed = true;
+      if (event === 'data' && socket.remotePort === upstream.port) dataEvents += 1;
+    });
+    const pool = makePool(upstream.port, { connections: 1 });
+    expect((await send(pool, get('/a'))).body).toBe('/a');
+    expect((await send(pool, get('/bb'))).body).toBe('/bb');
+    expect(upstream.sockets).toHaveLength(1);
+    expect(dataEvents).toBeGreaterThanOrEqual(4);
+    expect((await send(pool, get('/extra'))).body).toBe('ok');
+    expect((await send(pool, get('/c'))).body).toBe('/c');
+    expect(upstream.sockets).toHaveLength(2);
   });
 });
