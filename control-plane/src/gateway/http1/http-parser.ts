@@ -37,6 +37,8 @@ export interface HttpParser {
   consume(handle: StreamHandle): void;
   unconsume(): void;
   getCurrentBuffer(): Buffer;
+  /** Whether the last message begun has had its whole head (false before any, and from a new message's first byte). */
+  headersCompleted(): boolean;
   [callback: number]: ((...args: never[]) => unknown) | undefined;
 }
 

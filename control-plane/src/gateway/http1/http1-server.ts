@@ -105,7 +105,7 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
   /** What to answer once the requests before it are answered: the parser refused what followed them. */
   #refusal: string | undefined;
   #closeWhenDone = false;
-  /** When the head being received began (0: none is). */
+  /** When the head being received began, as far as reads tell (0: none is). */
   #headersSince = 0;
   /** When the connection last became idle (0: it is not). */
   #idleSince: number;
@@ -116,7 +116,6 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     this.#socket = socket;
     this.#idleSince = Date.now();
     const parser = (this.#parser = new HTTPParser());
-    parser[HTTPParser.kOnMessageBegin] = this.#onMessageBegin;
     parser[HTTPParser.kOnHeaders] = this.#onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete;
     parser[HTTPParser.kOnBody] = this.#onBody;
@@ -377,6 +376,11 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
       // A copy: in consume mode the read is in the parser's buffer, reused by the next read.
       const read = chunk ?? this.#parser.getCurrentBuffer();
       this.#upgrade._head = parsed < read.length ? read.subarray(parsed) : EMPTY;
+    } else if (this.#headersSince === 0 && this.#reading && !this.#parser.headersCompleted()) {
+      // This read began a head it did not complete: its clock starts. Asking the parser once per read
+      // costs less than a kOnMessageBegin callback (C++ to JavaScript) per request.
+      this.#headersSince = Date.now();
+      this.#idleSince = 0;
     }
     if (!this.#reading) this.#unconsume();
     // Handlers are called only now, after the whole chunk is parsed: a request the parser refuses
@@ -394,11 +398,6 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     this.#executing = false;
     this.#socket.destroy();
   }
-
-  readonly #onMessageBegin = (): void => {
-    this.#headersSince = Date.now();
-    this.#idleSince = 0;
-  };
 
   readonly #onHeaders = (headers: string[], url: string): void => {
     // After the head: trailers, which are not passed on.

@@ -109,6 +109,8 @@ export class Http1Connection {
   #informational = false;
   /** The final response's message completed during the current `execute`. */
   #completed = false;
+  /** A message's head came with no exchange waiting for it (a second response). */
+  #stray = false;
   #keepAlive = false;
   /** The socket is paused because the handler refused data. */
   #paused = false;
@@ -151,7 +153,6 @@ export class Http1Connection {
 
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
-    parser[HTTPParser.kOnMessageBegin] = this.#onMessageBegin;
     parser[HTTPParser.kOnHeaders] = this.#onHeaders;
     parser[HTTPParser.kOnHeadersComplete] = this.#onHeadersComplete;
     parser[HTTPParser.kOnBody] = this.#onBody;
@@ -406,6 +407,12 @@ export class Http1Connection {
     }
     if (this.#completed) {
       this.#completed = false;
+      // Bytes after the response: a whole head no request asked for, or the start of one. Asking the
+      // parser once per read costs less than a kOnMessageBegin callback (C++ to JavaScript) per response.
+      if (this.#stray || !this.#parser.headersCompleted()) {
+        this.#destroy(undefined);
+        return;
+      }
       this.#reuse();
     }
   }
@@ -462,11 +469,6 @@ export class Http1Connection {
     if (this.#parked) this.#destroy(undefined);
   };
 
-  readonly #onMessageBegin = (): void => {
-    // A message with no exchange waiting for it (a second response, bytes after the last one).
-    if (this.#handler === null) this.#destroy(undefined);
-  };
-
   readonly #onHeaders = (headers: string[]): void => {
     if (this.#headerChunks === null) this.#headerChunks = headers;
     else for (const one of headers) this.#headerChunks.push(one);
@@ -486,7 +488,10 @@ export class Http1Connection {
     const rawHeaders = headers ?? this.#headerChunks ?? [];
     this.#headerChunks = null;
     const handler = this.#handler;
-    if (handler === null) return 1;
+    if (handler === null) {
+      this.#stray = true;
+      return 1;
+    }
     if (statusCode < 200 || upgrade) {
       if (statusCode === 101 || upgrade) {
         this.#destroy(new UpstreamError('ERR_UPSTREAM_BAD_RESPONSE', 'The upstream switched protocols on a request that did not ask it to.'));

@@ -799,6 +799,19 @@ describe('Http1Server: timeouts', () => {
     expect(seen).toEqual([]);
   });
 
+  it('starts the head clock for a head begun in the same read as the request before it', async () => {
+    const { port, seen } = await start(hello, { headersTimeoutMs: 400, keepAliveTimeoutMs: 10_000 });
+    const client = await RawClient.open(port);
+    const began = Date.now();
+    client.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n');
+    expect((await client.response()).body.toString()).toBe('hello GET /a');
+    const res = await client.response();
+    expect(res.status).toBe(408);
+    expect(Date.now() - began).toBeGreaterThanOrEqual(350);
+    await within(client.closed, 3_000, 'the slow connection closing');
+    expect(seen.map((req) => req.url)).toEqual(['/a']);
+  });
+
   it('does not cut a response that sends nothing for longer than both timeouts', async () => {
     const { port } = await start(
       (_req, res) => {

@@ -380,6 +380,7 @@ describe('Http1Pool connections', () => {
         const ok = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
         // The start of a second response, in the same packet, or on its own once the first is read.
         if (head.startsWith('GET /same')) socket.write(`${ok}HTTP/1.1 200 OK\r\n`);
+        else if (head.startsWith('GET /whole')) socket.write(`${ok}HTTP/1.1 204 No Content\r\n\r\n`);
         else if (head.startsWith('GET /later')) {
           socket.write(ok);
           setTimeout(() => socket.write('HTTP/1.1 200 OK\r\n'), 20);
@@ -394,6 +395,10 @@ describe('Http1Pool connections', () => {
     await sleep(60);
     expect((await send(pool, get('/next'))).body).toBe('ok');
     expect(upstream.sockets).toHaveLength(3);
+    // A whole second response in the same packet.
+    expect((await send(pool, get('/whole'))).body).toBe('ok');
+    expect((await send(pool, get('/next'))).body).toBe('ok');
+    expect(upstream.sockets).toHaveLength(4);
   });
 });
 
