@@ -108,6 +108,16 @@ describe('route middlewares', () => {
     });
     expect(outcome).toBe('refused');
     expect(await count()).toBe(before);
+
+    // With the key, the WebSocket passes the route's middlewares and reaches the instance.
+    const keyed = new WebSocket(`ws://127.0.0.1:${planes[0]!.port}/guarded/ws`, { headers: { 'x-api-key': apiKey } });
+    const echoed = await new Promise<string>((resolve, reject) => {
+      keyed.addEventListener('open', () => keyed.send('hello'));
+      keyed.addEventListener('message', (event) => resolve(String(event.data)));
+      keyed.addEventListener('error', () => reject(new Error('the keyed WebSocket was refused')));
+    });
+    keyed.close();
+    expect(echoed).toBe('guarded-1: hello');
   });
 
   it('lets a valid key through as its consumer, without forwarding the key', async () => {
