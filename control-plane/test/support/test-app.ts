@@ -97,3 +97,19 @@ export function useTestApp(options: { bodyLimit?: number } = {}): TestApp {
     },
   });
 }
+
+/** `useTestApp()`, listening on a free port of 127.0.0.1 (for clients that need a real socket, such as SSE); `base()` is its URL. */
+export function useListeningTestApp(options: { bodyLimit?: number } = {}): { t: TestApp; base: () => string } {
+  const t = useTestApp(options);
+  let base: string | undefined;
+  beforeAll(async () => {
+    base = await t.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  return {
+    t,
+    base: () => {
+      if (base === undefined) throw new Error('useListeningTestApp(): the app listens only inside tests and hooks');
+      return base;
+    },
+  };
+}

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRedisServer } from '../../support/redis-server.js';
+import { describe, expect, it } from 'vitest';
 import { openSse, type SseStream } from '../../support/sse-client.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { bearer, useListeningTestApp } from '../../support/test-app.js';
 
 interface ChangeJson {
   action: string;
@@ -12,25 +11,13 @@ interface ChangeJson {
 }
 
 describe('GET /api/v1/routes/events (Server-Sent Events over a real socket)', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-  let base: string;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-    base = await t.app.listen({ port: 0, host: '127.0.0.1' });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const { t, base: baseUrl } = useListeningTestApp();
 
   const auth = () => bearer(t.adminToken);
 
   /** The stream, past its `: connected` comment (after which no change is missed). */
   async function connected(headers: Record<string, string>): Promise<SseStream> {
-    const stream = await openSse(`${base}/api/v1/routes/events`, headers);
+    const stream = await openSse(`${baseUrl()}/api/v1/routes/events`, headers);
     expect(stream.response.status).toBe(200);
     expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const first = await stream.next();
@@ -81,10 +68,10 @@ describe('GET /api/v1/routes/events (Server-Sent Events over a real socket)', ()
   });
 
   it('asks routes:read of its caller, as GET /api/v1/routes does', async () => {
-    const none = await fetch(`${base}/api/v1/routes/events`);
+    const none = await fetch(`${baseUrl()}/api/v1/routes/events`);
     expect(none.status).toBe(401);
     expect(((await none.json()) as { code: string }).code).toBe('PORTICO_ERR_AUTH_MISSING_TOKEN');
-    const agent = await fetch(`${base}/api/v1/routes/events`, { headers: bearer(await t.tokenFor('agent')) });
+    const agent = await fetch(`${baseUrl()}/api/v1/routes/events`, { headers: bearer(await t.tokenFor('agent')) });
     expect(agent.status).toBe(403);
     expect(((await agent.json()) as { code: string }).code).toBe('PORTICO_ERR_AUTH_FORBIDDEN');
     const operator = await connected(bearer(await t.tokenFor('operator')));

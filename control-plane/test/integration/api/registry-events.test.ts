@@ -19,9 +19,8 @@ import { RegistryService } from '../../../src/registry/registry-service.js';
 import { SqliteStore } from '../../../src/store/sqlite/sqlite-store.js';
 import { createLogger } from '../../../src/telemetry/logger.js';
 import { Metrics } from '../../../src/telemetry/metrics.js';
-import { startRedisServer } from '../../support/redis-server.js';
 import { openSse, type SseMessage, type SseStream } from '../../support/sse-client.js';
-import { bearer, createTestApp, type TestApp } from '../../support/test-app.js';
+import { bearer, createTestApp, useListeningTestApp } from '../../support/test-app.js';
 
 interface EventJson {
   index: number;
@@ -93,19 +92,7 @@ function countSubscriptions(registry: EmbeddedRegistryBackend): { active: () => 
 }
 
 describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
-  let redis: Awaited<ReturnType<typeof startRedisServer>>;
-  let t: TestApp;
-  let base: string;
-
-  beforeAll(async () => {
-    redis = await startRedisServer();
-    t = await createTestApp({ redisUrl: redis.url });
-    base = await t.app.listen({ port: 0, host: '127.0.0.1' });
-  });
-  afterAll(async () => {
-    await t.close();
-    await redis.stop();
-  });
+  const { t, base: baseUrl } = useListeningTestApp();
 
   const auth = () => bearer(t.adminToken);
   const inject = (method: 'PUT' | 'DELETE', url: string, payload?: object) => t.app.inject({ method, url, headers: auth(), ...(payload === undefined ? {} : { payload }) });
@@ -120,7 +107,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
   }
 
   it('streams changes in order, each with its index as the id', async () => {
-    const stream = await openSse(`${base}/api/v1/events`, auth());
+    const stream = await openSse(`${baseUrl()}/api/v1/events`, auth());
     try {
       expect(stream.response.status).toBe(200);
       expect(stream.response.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -145,7 +132,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
 
   it('replays exactly the missed changes to a client that reconnects with Last-Event-ID, then goes live', async () => {
     const service = `svc-${randomUUID()}`;
-    const first = await openSse(`${base}/api/v1/events`, auth());
+    const first = await openSse(`${baseUrl()}/api/v1/events`, auth());
     await inject('PUT', `/api/v1/instances/${service}-a`, { service, address: '127.0.0.1', port: 4001 });
     const [seen] = await eventsOf(first, service, 1);
     first.close();
@@ -156,7 +143,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
     const missedIndexes = [...Array(3).keys()].map((i) => Number(seen!.id) + 1 + i);
     expect((await t.registry.services()).index).toBe(missedIndexes[2]);
 
-    const again = await openSse(`${base}/api/v1/events`, { ...auth(), 'last-event-id': seen!.id! });
+    const again = await openSse(`${baseUrl()}/api/v1/events`, { ...auth(), 'last-event-id': seen!.id! });
     try {
       const replayed = [await again.nextEvent(), await again.nextEvent(), await again.nextEvent()];
       expect(replayed.map((e) => Number(e?.id))).toEqual(missedIndexes);
@@ -176,8 +163,8 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
     const start = (await t.registry.services()).index;
     await inject('PUT', `/api/v1/instances/${service}-1`, { service, address: '127.0.0.1', port: 4001 });
     await inject('PUT', `/api/v1/instances/${service}-2`, { service, address: '127.0.0.1', port: 4002 });
-    const since = await openSse(`${base}/api/v1/events?since=${start}`, auth());
-    const both = await openSse(`${base}/api/v1/events?since=${start}`, { ...auth(), 'last-event-id': String(start + 1) });
+    const since = await openSse(`${baseUrl()}/api/v1/events?since=${start}`, auth());
+    const both = await openSse(`${baseUrl()}/api/v1/events?since=${start}`, { ...auth(), 'last-event-id': String(start + 1) });
     try {
       expect([await since.nextEvent(), await since.nextEvent()].map((e) => data(e).instanceId)).toEqual([`${service}-1`, `${service}-2`]);
       expect(data(await both.nextEvent()).instanceId).toBe(`${service}-2`);
@@ -196,7 +183,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
     for (const ahead of [false, true]) {
       const index = (await t.registry.services()).index;
       const lastEventId = ahead ? String(index + 1000) : '0';
-      const stream = await openSse(`${base}/api/v1/events`, { ...auth(), 'last-event-id': lastEventId });
+      const stream = await openSse(`${baseUrl()}/api/v1/events`, { ...auth(), 'last-event-id': lastEventId });
       try {
         const reset = await stream.nextEvent();
         expect(reset?.event).toBe('reset');
@@ -228,7 +215,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
 
     const since = (await t.registry.services()).index;
     const spy = changeDuringRead(1);
-    const replaying = await openSse(`${base}/api/v1/events?since=${since}`, auth());
+    const replaying = await openSse(`${baseUrl()}/api/v1/events?since=${since}`, auth());
     spy.mockRestore();
     try {
       expect(await replaying.nextEvent()).toMatchObject({ event: 'instance.registered', id: String(since + 1) });
@@ -239,7 +226,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
     }
 
     const again = changeDuringRead(2);
-    const resetting = await openSse(`${base}/api/v1/events?since=0`, auth());
+    const resetting = await openSse(`${baseUrl()}/api/v1/events?since=0`, auth());
     again.mockRestore();
     try {
       const reset = await resetting.nextEvent();
@@ -253,16 +240,16 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
   });
 
   it('refuses a client without a valid token, and a malformed Last-Event-ID', async () => {
-    const none = await fetch(`${base}/api/v1/events`);
+    const none = await fetch(`${baseUrl()}/api/v1/events`);
     expect(none.status).toBe(401);
     expect(((await none.json()) as { code: string }).code).toBe('PORTICO_ERR_AUTH_MISSING_TOKEN');
-    const wrong = await fetch(`${base}/api/v1/events`, { headers: bearer('ptc_nope') });
+    const wrong = await fetch(`${baseUrl()}/api/v1/events`, { headers: bearer('ptc_nope') });
     expect(wrong.status).toBe(401);
     await wrong.body?.cancel();
-    const bad = await fetch(`${base}/api/v1/events`, { headers: { ...auth(), 'last-event-id': 'abc' } });
+    const bad = await fetch(`${baseUrl()}/api/v1/events`, { headers: { ...auth(), 'last-event-id': 'abc' } });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toMatch(/headers\/last-event-id/);
-    const viewer = await openSse(`${base}/api/v1/events`, bearer(await t.tokenFor('viewer')));
+    const viewer = await openSse(`${baseUrl()}/api/v1/events`, bearer(await t.tokenFor('viewer')));
     expect(viewer.response.status).toBe(200);
     viewer.close();
   });
@@ -270,7 +257,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
   it('releases its subscription when the client disconnects', async () => {
     const subscriptions = countSubscriptions(t.registry);
     try {
-      const streams = await Promise.all([openSse(`${base}/api/v1/events`, auth()), openSse(`${base}/api/v1/events?since=0`, auth())]);
+      const streams = await Promise.all([openSse(`${baseUrl()}/api/v1/events`, auth()), openSse(`${baseUrl()}/api/v1/events?since=0`, auth())]);
       expect(subscriptions.active()).toBe(2);
       for (const stream of streams) stream.close();
       await until(() => subscriptions.active() === 0, 2_000, 'the subscriptions to be released');
@@ -280,7 +267,7 @@ describe('GET /api/v1/events (Server-Sent Events over a real socket)', () => {
   });
 
   it('does not hold up app.close(): open streams end and their subscriptions go', async () => {
-    const own = await createTestApp({ redisUrl: redis.url });
+    const own = await createTestApp({ redisUrl: t.redisUrl });
     const subscriptions = countSubscriptions(own.registry);
     const url = await own.app.listen({ port: 0, host: '127.0.0.1' });
     const stream = await openSse(`${url}/api/v1/events`, bearer(own.adminToken));
