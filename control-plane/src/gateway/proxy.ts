@@ -399,7 +399,7 @@ class Exchange implements UpstreamHandler {
     // A body streams straight through, so it cannot be sent twice: only body-less requests are retried.
     this.#retryable = !this.#hasBody && (IDEMPOTENT.has(method) || requestHeader(req, 'idempotency-key') !== undefined);
     if (!this.#hasBody) req.resume();
-    proxy.metrics.inflightOf(route.service).inc();
+    proxy.metrics.inflightOf(route.service).value += 1;
     res.once('close', this.#onClientClose);
   }
 
@@ -554,7 +554,7 @@ class Exchange implements UpstreamHandler {
     this.#guard.leave(statusCode === 499 ? undefined : statusCode < 500);
     this.#proxy.budget.deposit();
     const metrics = this.#proxy.metrics;
-    metrics.inflightOf(this.#route.service).dec();
+    metrics.inflightOf(this.#route.service).value -= 1;
     metrics.observe(this.#route.service, this.#match.route, this.#method, statusCode, (performance.now() - this.#started) / 1000);
   }
 }
