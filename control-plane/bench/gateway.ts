@@ -9,10 +9,15 @@
  *             `/bench/hello` to the upstream, registered through the admin API; metrics and trace
  *             propagation on, as always
  *
- * Throughput: wrk with the same connections and duration for all three, in alternating rounds; the best
+ *   relay     a bare Node.js TCP relay, one upstream connection per client connection and no HTTP at
+ *             all: the most any Node.js proxy can do on this machine, so the figures show how much of
+ *             the distance to nginx is Node's own
+ *
+ * Throughput: wrk with the same connections and duration for all four, in alternating rounds; the best
  * round of each is printed with the ratio portico/nginx (target ≥ 0.6). Latency at a fixed moderate
- * load: wrk with paced connections at about the same rate against nginx and portico, p50/p99 (target:
- * portico's p99 within 1 ms of nginx's). Needs the Debian packages nginx and wrk.
+ * load: wrk with paced connections at about the same rate against nginx, the relay and portico, in
+ * alternating rounds; the median of the rounds' p50 and p99 is printed (target: portico's p99 within
+ * 1 ms of nginx's). Needs the Debian packages nginx and wrk.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +33,7 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const FIXED_RATE = Number(process.env.BENCH_FIXED_RATE ?? 5000);
 const FIXED_CONNECTIONS = 50;
+const FIXED_ROUNDS = Number(process.env.BENCH_FIXED_ROUNDS ?? 5);
 
 interface WrkFigures {
   rps: number;
@@ -60,7 +66,7 @@ async function wrk(url: string, seconds = DURATION_S): Promise<WrkFigures> {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'portico-bench-gateway-'));
-const [upstreamPort, nginxPort, port, gatewayPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+const [upstreamPort, nginxPort, port, gatewayPort, relayPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
 const token = `bench-${randomBytes(24).toString('hex')}`;
 const children: ChildProcess[] = [];
 let controlPlane: ReturnType<typeof runControlPlane> | undefined;
@@ -93,6 +99,22 @@ http {
     children.push(spawn('nginx', ['-p', dir, '-c', conf, '-e', join(dir, `${name}.error.log`)], { stdio: 'inherit' }));
   }
 
+  // The relay: bytes both ways, nothing else.
+  const relay = join(dir, 'relay.mjs');
+  await writeFile(
+    relay,
+    `import { connect, createServer } from 'node:net';
+createServer({ noDelay: true }, (client) => {
+  const upstream = connect({ host: '127.0.0.1', port: ${upstreamPort}, noDelay: true });
+  client.pipe(upstream).on('error', () => client.destroy());
+  upstream.pipe(client).on('error', () => upstream.destroy());
+  client.on('error', () => upstream.destroy());
+  upstream.on('error', () => client.destroy());
+}).listen(${relayPort}, '127.0.0.1');
+`,
+  );
+  children.push(spawn(process.execPath, [relay], { stdio: 'inherit' }));
+
   await buildControlPlane();
   controlPlane = runControlPlane(
     { PORTICO_PORT: String(port), PORTICO_GATEWAY_PORT: String(gatewayPort), PORTICO_DATA_DIR: join(dir, 'portico'), PORTICO_ADMIN_TOKEN: token, PORTICO_LOG_LEVEL: 'warn' },
@@ -109,6 +131,7 @@ http {
   const targets = {
     direct: `http://127.0.0.1:${upstreamPort}/hello`,
     nginx: `http://127.0.0.1:${nginxPort}/bench/hello`,
+    relay: `http://127.0.0.1:${relayPort}/hello`,
     portico: `http://127.0.0.1:${gatewayPort}/bench/hello`,
   } as const;
   for (const url of Object.values(targets)) await waitForHttp(url);
@@ -116,7 +139,7 @@ http {
   // Warm-up: connections, JIT.
   for (const url of Object.values(targets)) await wrk(url, 2);
 
-  const best: Record<keyof typeof targets, WrkFigures[]> = { direct: [], nginx: [], portico: [] };
+  const best: Record<keyof typeof targets, WrkFigures[]> = { direct: [], nginx: [], relay: [], portico: [] };
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of Object.keys(targets) as Array<keyof typeof targets>) best[name].push(await wrk(targets[name]));
   }
@@ -130,8 +153,22 @@ http {
     const { stdout } = await run('wrk', ['-t1', `-c${FIXED_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', '-s', pace, url]);
     return parseWrk(stdout);
   };
-  const fixedNginx = await fixed(targets.nginx);
-  const fixedPortico = await fixed(targets.portico);
+  const paced = { nginx: targets.nginx, relay: targets.relay, portico: targets.portico } as const;
+  const rounds: Record<keyof typeof paced, WrkFigures[]> = { nginx: [], relay: [], portico: [] };
+  for (let round = 0; round < FIXED_ROUNDS; round++) {
+    for (const name of Object.keys(paced) as Array<keyof typeof paced>) rounds[name].push(await fixed(paced[name]));
+  }
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  };
+  const fixedMedian = (name: keyof typeof paced): WrkFigures => ({
+    rps: median(rounds[name].map((r) => r.rps)),
+    p50: median(rounds[name].map((r) => r.p50)),
+    p99: median(rounds[name].map((r) => r.p99)),
+    errors: rounds[name].reduce((sum, r) => sum + r.errors, 0),
+  });
 
   const f = (n: number, digits = 2) => n.toFixed(digits).padStart(10);
   console.log(`\ngateway: ${ROUNDS} alternating rounds of wrk -t1 -c${CONNECTIONS} -d${DURATION_S}s (best round of each), one 2-core machine`);
@@ -140,11 +177,18 @@ http {
     const t = top(name);
     console.log(`${name.padEnd(10)}${f(t.rps, 0)}${f(t.p50)}${f(t.p99)}${f(t.errors, 0)}   ${best[name].map((r) => r.rps.toFixed(0)).join(' / ')}`);
   }
+  console.log(`ratio relay/nginx (req/s): ${(top('relay').rps / top('nginx').rps).toFixed(2)}   (a Node.js process that only relays bytes)`);
   console.log(`ratio portico/nginx (req/s): ${(top('portico').rps / top('nginx').rps).toFixed(2)}   target ≥ 0.60`);
-  console.log(`\nfixed load: about ${FIXED_RATE} req/s for ${DURATION_S} s (wrk, ${FIXED_CONNECTIONS} connections, each pacing its requests)`);
-  console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}`);
-  for (const [name, r] of [['nginx', fixedNginx], ['portico', fixedPortico]] as const) console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}`);
-  console.log(`p99 portico − nginx: ${(fixedPortico.p99 - fixedNginx.p99).toFixed(2)} ms   target ≤ 1 ms`);
+  console.log(
+    `\nfixed load: about ${FIXED_RATE} req/s for ${DURATION_S} s (wrk, ${FIXED_CONNECTIONS} connections, each pacing its requests), ${FIXED_ROUNDS} alternating rounds, median of the rounds`,
+  );
+  console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}   every round's p99 ms`);
+  for (const name of Object.keys(paced) as Array<keyof typeof paced>) {
+    const r = fixedMedian(name);
+    console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}   ${rounds[name].map((x) => x.p99.toFixed(2)).join(' / ')}`);
+  }
+  console.log(`p99 relay − nginx: ${(fixedMedian('relay').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   (a Node.js process that only relays bytes)`);
+  console.log(`p99 portico − nginx: ${(fixedMedian('portico').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   target ≤ 1 ms`);
 } finally {
   await controlPlane?.stop('SIGTERM');
   for (const child of children) child.kill('SIGQUIT');

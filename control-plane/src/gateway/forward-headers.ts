@@ -73,7 +73,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
     'x-forwarded-for',
     forwardedFor === undefined ? client : `${forwardedFor}, ${client}`,
     'forwarded',
-    `${forwarded === undefined ? '' : `${forwarded}, `}for=${forNode};proto=${context.proto}${host === '' ? '' : `;host="${host.replace(/["\\]/g, '')}"`}`,
+    `${forwarded === undefined ? '' : `${forwarded}, `}for=${forNode};proto=${context.proto}${host === '' ? '' : `;host="${quotable(host)}"`}`,
     'x-forwarded-proto',
     context.proto,
     'traceparent',
@@ -82,6 +82,11 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
   if (host !== '') out.push('x-forwarded-host', host);
   if (context.prefix !== '') out.push('x-forwarded-prefix', context.prefix);
   return out;
+}
+
+/** A value to put between double quotes: without `"` and `\\` (a host has neither unless it is forged). */
+function quotable(value: string): string {
+  return value.includes('"') || value.includes('\\') ? value.replace(/["\\]/g, '') : value;
 }
 
 /**

@@ -51,8 +51,9 @@ function errorKind(error: { code?: string }): 'timeout' | 'connect' | 'reset' {
 /** The request's host, lower case, without a port: what explicit routes match on. */
 function hostOf(header: string | undefined): string {
   if (header === undefined) return '';
-  const host = header.startsWith('[') ? header.slice(0, header.indexOf(']') + 1) : header.split(':', 1)[0] as string;
-  return host.toLowerCase();
+  if (header.startsWith('[')) return header.slice(0, header.indexOf(']') + 1).toLowerCase();
+  const colon = header.indexOf(':');
+  return (colon < 0 ? header : header.slice(0, colon)).toLowerCase();
 }
 
 function isEventStream(headers: readonly string[]): boolean {
