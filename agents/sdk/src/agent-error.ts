@@ -12,7 +12,13 @@
 export type AgentErrorKind = 'unauthorized' | 'rejected' | 'lost' | 'unavailable' | 'invalid_options';
 
 /** Codes the SDK gives errors that did not come from the control plane. */
-export type AgentOwnCode = 'PORTICO_ERR_AGENT_INVALID_OPTIONS' | 'PORTICO_ERR_AGENT_UNREACHABLE' | 'PORTICO_ERR_AGENT_UNEXPECTED_RESPONSE' | 'PORTICO_ERR_AGENT_STOPPED';
+export type AgentOwnCode =
+  | 'PORTICO_ERR_AGENT_INVALID_OPTIONS'
+  | 'PORTICO_ERR_AGENT_UNREACHABLE'
+  | 'PORTICO_ERR_AGENT_UNEXPECTED_RESPONSE'
+  | 'PORTICO_ERR_AGENT_STOPPED'
+  | 'PORTICO_ERR_BUS_UNAVAILABLE'
+  | 'PORTICO_ERR_BUS_INVALID_MESSAGE';
 
 export interface AgentErrorOptions {
   kind: AgentErrorKind;

@@ -102,6 +102,11 @@ export class ControlPlaneClient {
     return (await this.#call('listing the services', 'GET', 'services')) as ServiceList;
   }
 
+  /** `PUT /topology/services/:service`: the message types the service consumes (replacing what it declared before). */
+  async declareTopology(service: string, consumes: readonly string[]): Promise<void> {
+    await this.#call('declaring the message types the service consumes', 'PUT', `topology/services/${encodeURIComponent(service)}`, { consumes });
+  }
+
   /**
    * `GET` another API path (e.g. `routes`) and return its JSON as it came: the caller knows its shape.
    * @param operation what the read is for, as error messages say it (`reading the routes`).

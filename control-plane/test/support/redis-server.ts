@@ -43,19 +43,24 @@ export function redisServerInstalled(): Promise<boolean> {
  *
  * @param options.port - Start the test's own server on this port (e.g. to bring one back where a
  *   killed one was); ignored when falling back to the shared Redis.
+ * @param options.dir - Keep the server's files here (and leave them when it stops): with
+ *   `appendOnly`, a server started again on the same `dir` has the data of one that was killed.
+ * @param options.appendOnly - Log every write to an append-only file, fsynced at each write (Redis's
+ *   `appendfsync always`), so a SIGKILL loses nothing.
  */
-export async function startRedisServer(options: { port?: number } = {}): Promise<TestRedis> {
+export async function startRedisServer(options: { port?: number; dir?: string; appendOnly?: boolean } = {}): Promise<TestRedis> {
   if (!(await redisServerInstalled())) {
     const url = process.env.PORTICO_REDIS_URL ?? 'redis://127.0.0.1:6379';
     return { url, port: Number(new URL(url).port || 6379), own: false, pid: undefined, stop: () => Promise.resolve(), kill: () => undefined };
   }
 
-  const dir = await mkdtemp(join(tmpdir(), 'portico-test-redis-'));
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'portico-test-redis-')));
+  const persistence = options.appendOnly === true ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (await getPort({ host: '127.0.0.1' }));
     const child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...persistence, '--daemonize', 'no'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -69,18 +74,19 @@ export async function startRedisServer(options: { port?: number } = {}): Promise
 
     const url = `redis://127.0.0.1:${port}`;
     if (await answersWithin(url, child, START_TIMEOUT_MS)) {
-      return ownServer(url, port, child, exited, dir);
+      return ownServer(url, port, child, exited, options.dir === undefined ? dir : undefined);
     }
     child.kill('SIGKILL');
     await exited;
     if (!output.includes('Address already in use') || options.port !== undefined || attempt >= 3) {
-      await rm(dir, { recursive: true, force: true });
+      if (options.dir === undefined) await rm(dir, { recursive: true, force: true });
       throw new Error(`test redis-server on port ${port} did not start:\n${output}`);
     }
   }
 }
 
-function ownServer(url: string, port: number, child: ChildProcess, exited: Promise<void>, dir: string): TestRedis {
+/** `dir`: the directory to remove when the server stops (none when the caller owns it). */
+function ownServer(url: string, port: number, child: ChildProcess, exited: Promise<void>, dir: string | undefined): TestRedis {
   let stopping: Promise<void> | undefined;
   const running = (): boolean => child.exitCode === null && child.signalCode === null;
   return {
@@ -99,7 +105,7 @@ function ownServer(url: string, port: number, child: ChildProcess, exited: Promi
           await exited;
           clearTimeout(timer);
         }
-        await rm(dir, { recursive: true, force: true });
+        if (dir !== undefined) await rm(dir, { recursive: true, force: true });
       })();
       return stopping;
     },

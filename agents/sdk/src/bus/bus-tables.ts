@@ -1,0 +1,75 @@
+import { type Kysely, sql } from 'kysely';
+
+/**
+ * The bus's two tables in a service's own database (SQLite or PostgreSQL, through kysely), so they are
+ * written in the same transactions as the service's own data:
+ *
+ *   portico_outbox  a message published or sent inside a transaction; the relay adds it to Redis and
+ *                   marks it sent. UUIDv7 ids sort by creation, so the relay sends in order.
+ *   portico_inbox   the id of every message whose handler committed: a redelivery finds it and is skipped.
+ */
+export interface BusTables {
+  portico_outbox: {
+    id: string;
+    /** `event` or `command`. */
+    kind: string;
+    type: string;
+    /** The service a command goes to; null for an event. */
+    target: string | null;
+    /** The envelope, JSON. */
+    envelope: string;
+    created_at: string;
+    sent_at: string | null;
+    attempts: number;
+    last_error: string | null;
+  };
+  portico_inbox: {
+    message_id: string;
+    type: string;
+    processed_at: string;
+  };
+}
+
+/** A kysely instance over any database whose tables include the bus's. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the service's own tables are its business
+export type BusDatabase = Kysely<any>;
+
+/** Create the bus's tables and indexes if they are missing (idempotent; safe from several processes at once). */
+export async function ensureBusTables(db: BusDatabase): Promise<void> {
+  const tables = db as unknown as Kysely<BusTables>;
+  await tables.schema
+    .createTable('portico_outbox')
+    .ifNotExists()
+    .addColumn('id', 'varchar(36)', (col) => col.primaryKey())
+    .addColumn('kind', 'varchar(16)', (col) => col.notNull())
+    .addColumn('type', 'varchar(128)', (col) => col.notNull())
+    .addColumn('target', 'varchar(63)')
+    .addColumn('envelope', 'text', (col) => col.notNull())
+    .addColumn('created_at', 'varchar(32)', (col) => col.notNull())
+    .addColumn('sent_at', 'varchar(32)')
+    .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+    .addColumn('last_error', 'text')
+    .execute();
+  await tables.schema.createIndex('portico_outbox_unsent').ifNotExists().on('portico_outbox').columns(['sent_at', 'id']).execute();
+  await tables.schema
+    .createTable('portico_inbox')
+    .ifNotExists()
+    .addColumn('message_id', 'varchar(36)', (col) => col.primaryKey())
+    .addColumn('type', 'varchar(128)', (col) => col.notNull())
+    .addColumn('processed_at', 'varchar(32)', (col) => col.notNull())
+    .execute();
+  await tables.schema.createIndex('portico_inbox_processed_at').ifNotExists().on('portico_inbox').column('processed_at').execute();
+}
+
+/** Nothing but the tables, typed, over the service's database. */
+export function busTables<DB>(db: Kysely<DB>): Kysely<BusTables> {
+  return db as unknown as Kysely<BusTables>;
+}
+
+/** `now` as stored: ISO 8601, which sorts as time does. */
+export function storedTime(now: Date = new Date()): string {
+  return now.toISOString();
+}
+
+/** `count(*)` portable across SQLite and PostgreSQL (which returns a string for bigint). */
+export const countAll = sql<number | string>`count(*)`;

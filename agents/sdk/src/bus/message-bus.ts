@@ -1,0 +1,346 @@
+import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { type Kysely, type Transaction } from 'kysely';
+import { AgentError } from '../agent-error.js';
+import { Backoff } from '../backoff.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-tables.js';
+import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
+import { addDeliveries } from './deliveries.js';
+import { createEnvelope, type Envelope, type MessageKind, parseEnvelope } from './envelope.js';
+import { OutboxRelay } from './outbox-relay.js';
+import { BACKOFF_TYPE, deadLetterQueue, serviceQueue } from './queues.js';
+import { type TopologySource } from './topology.js';
+import { withTimeout } from './with-timeout.js';
+
+/** How a message type is retried before it is dead-lettered. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included (default 5). */
+  attempts: number;
+  /** The delay before the first retry, doubled for each one after (default 1 s), jittered. */
+  delayMs: number;
+  /** The longest delay (default 60 s). */
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, delayMs: 1_000, maxDelayMs: 60_000 };
+
+/** What a handler gets besides the message. */
+export interface MessageContext {
+  /** With a database: the transaction the inbox row is written in. Write the message's effect in it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the service's own schema
+  trx: Transaction<any> | undefined;
+  /** 1 for the first delivery attempt. */
+  attempt: number;
+  /** The queue it came from. */
+  queue: string;
+}
+
+export type MessageHandler<P = unknown> = (message: Envelope<P>, context: MessageContext) => unknown;
+
+export interface MessageBusOptions {
+  /** This service's name: it consumes `<service>_service_queue` and is the `source` of what it sends. */
+  service: string;
+  /** Redis: a URL (`redis://127.0.0.1:6379`) or ioredis options. */
+  redis: string | RedisOptions;
+  /** Who consumes which event type. */
+  topology: TopologySource;
+  /**
+   * The service's own database (kysely over SQLite or PostgreSQL). With it, `publish`/`send` write to a
+   * transactional outbox (in the caller's transaction when given one) that a relay moves to Redis, so
+   * publishing never fails for want of Redis; and each handler runs in a transaction with the inbox,
+   * so a redelivered message is never applied twice. Without it, `publish`/`send` go to Redis at once
+   * (and fail at once when Redis is away), and delivery is at-least-once.
+   */
+  database?: BusDatabase;
+  /** Messages handled at once (default 10). */
+  concurrency?: number;
+  /** Retries of every message type without its own policy. */
+  retry?: Partial<RetryPolicy>;
+  /** A worker that stops renewing its lock (it died) loses its jobs after this long; they are delivered again (default 30 s). */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for (default 30 s). */
+  stalledIntervalMs?: number;
+  relay?: { batchSize?: number; pollMs?: number };
+  logger?: Logger;
+}
+
+export interface SendOptions {
+  /** Write the outbox row in this transaction (the caller's own), so the message exists if and only if the transaction commits. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the service's own schema
+  trx?: Transaction<any> | Kysely<any>;
+  schemaVersion?: number;
+  /** W3C trace context to carry (the sending span's). */
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** How long a send straight to Redis may take before it fails (no outbox: fail fast rather than queue). */
+const DIRECT_SEND_TIMEOUT_MS = 2_000;
+/** BullMQ gives up on a job after this many stalls; a worker killed mid-job is one stall. */
+const MAX_STALLED = 10;
+
+/**
+ * The service side of Portico's messaging, on BullMQ. A service consumes one queue,
+ * `<service>_service_queue`, and handles the message types it registers with `on` (declared to the
+ * topology at `start`). `publish` sends an event to every subscriber's queue in one atomic step
+ * (choreography); `send` sends a command to one service's queue (orchestration). A handler that
+ * throws is retried with jittered exponential backoff; after the type's last attempt the message goes
+ * to `<queue>.dlq` with its error and attempts, as does a message that is not a valid envelope or that
+ * this service has no handler for. The worker keeps going either way.
+ */
+export class MessageBus {
+  readonly #options: MessageBusOptions;
+  readonly #service: string;
+  readonly #queueName: string;
+  readonly #logger: Logger;
+  readonly #handlers = new Map<string, { handler: MessageHandler; retry: RetryPolicy }>();
+  readonly #retry: RetryPolicy;
+  readonly #producer: Redis;
+  readonly #flow: FlowProducer;
+  readonly #deadLetters: Queue;
+  readonly #queue: Queue;
+  #worker: Worker | undefined;
+  #workerConnection: Redis | undefined;
+  #relay: OutboxRelay | undefined;
+  #declaring: Promise<void> | undefined;
+  #started = false;
+  #closed = false;
+
+  constructor(options: MessageBusOptions) {
+    this.#options = options;
+    this.#service = options.service;
+    this.#queueName = serviceQueue(options.service);
+    this.#logger = options.logger ?? silentLogger;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
+    this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    this.#producer.on('error', () => undefined);
+    this.#flow = new FlowProducer({ connection: this.#producer });
+    this.#flow.on('error', () => undefined);
+    this.#deadLetters = new Queue(deadLetterQueue(this.#queueName), { connection: this.#producer });
+    this.#deadLetters.on('error', () => undefined);
+    this.#queue = new Queue(this.#queueName, { connection: this.#producer });
+    this.#queue.on('error', () => undefined);
+  }
+
+  get service(): string {
+    return this.#service;
+  }
+
+  /** The queue this service consumes. */
+  get queue(): string {
+    return this.#queueName;
+  }
+
+  /** Handle messages of `type` (an event this service subscribes to, or a command it accepts). Before `start`. */
+  on<P = unknown>(type: string, handler: MessageHandler<P>, retry?: Partial<RetryPolicy>): this {
+    if (this.#started) throw new AgentError(`"${type}": handlers are registered before the bus starts`, { kind: 'invalid_options', code: 'PORTICO_ERR_AGENT_INVALID_OPTIONS' });
+    // Validates the name as an envelope would.
+    createEnvelope({ kind: 'event', type, source: this.#service, payload: null });
+    this.#handlers.set(type, { handler: handler as MessageHandler, retry: { ...this.#retry, ...retry } });
+    return this;
+  }
+
+  /** Create the outbox and inbox tables (with a database), declare the handled types, start consuming and relaying. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { database } = this.#options;
+    if (database !== undefined) {
+      await ensureBusTables(database);
+      this.#relay = new OutboxRelay({ db: database, flow: this.#flow, topology: this.#options.topology, logger: this.#logger, ...this.#options.relay });
+      this.#relay.start();
+    }
+    this.#declaring = this.#declare();
+    if (this.#handlers.size > 0) this.#startWorker();
+  }
+
+  /**
+   * Publish an event: every service subscribed to `type` gets it (this one too, if it subscribes).
+   * With a database it is written to the outbox (in `options.trx` when given) and sent by the relay;
+   * without one it is added to every subscriber's queue now, atomically, or the call fails
+   * (`PORTICO_ERR_BUS_UNAVAILABLE`).
+   */
+  async publish<P>(type: string, payload: P, options: SendOptions = {}): Promise<Envelope<P>> {
+    return this.#emit('event', type, payload, undefined, options);
+  }
+
+  /** Send a command to one service's queue; with a database, through the outbox as `publish` does. */
+  async send<P>(service: string, type: string, payload: P, options: SendOptions = {}): Promise<Envelope<P>> {
+    return this.#emit('command', type, payload, service, options);
+  }
+
+  /** Resolves once everything in the outbox has been handed to Redis (with a database; else at once). */
+  async flushed(): Promise<void> {
+    await this.#relay?.idle();
+  }
+
+  /** Stop taking messages (those being handled finish), stop the relay, close the connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#worker?.close();
+    await this.#relay?.close();
+    await this.#declaring;
+    await Promise.allSettled([this.#flow.close(), this.#deadLetters.close(), this.#queue.close()]);
+    this.#producer.disconnect();
+    this.#workerConnection?.disconnect();
+  }
+
+  async #emit<P>(kind: MessageKind, type: string, payload: P, target: string | undefined, options: SendOptions): Promise<Envelope<P>> {
+    let envelope: Envelope<P>;
+    try {
+      envelope = createEnvelope({ kind, type, source: this.#service, payload, schemaVersion: options.schemaVersion, traceparent: options.traceparent, tracestate: options.tracestate });
+      if (target !== undefined) createEnvelope({ kind, type, source: target, payload: null });
+    } catch (error) {
+      throw new AgentError((error as Error).message, { kind: 'invalid_options', code: 'PORTICO_ERR_BUS_INVALID_MESSAGE', cause: error });
+    }
+    const { database } = this.#options;
+    if (database !== undefined) {
+      await busTables(options.trx ?? database)
+        .insertInto('portico_outbox')
+        .values({ id: envelope.id, kind, type, target: target ?? null, envelope: JSON.stringify(envelope), created_at: envelope.time, sent_at: null, attempts: 0, last_error: null })
+        .execute();
+      this.#relay?.wake();
+      return envelope;
+    }
+    const services = target !== undefined ? [target] : this.#options.topology.subscribers(type);
+    try {
+      await withTimeout(
+        addDeliveries(
+          this.#flow,
+          services.map((service) => ({ queue: serviceQueue(service), envelope })),
+        ),
+        DIRECT_SEND_TIMEOUT_MS,
+        'adding the message to Redis',
+      );
+    } catch (error) {
+      throw new AgentError(`"${type}" could not be sent: Redis cannot be reached (${(error as Error).message})`, { kind: 'unavailable', code: 'PORTICO_ERR_BUS_UNAVAILABLE', cause: error });
+    }
+    return envelope;
+  }
+
+  /** Declare the handled types, retrying in the background while the topology cannot be reached. */
+  async #declare(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 250, maxMs: 10_000 });
+    for (;;) {
+      try {
+        await this.#options.topology.declare(this.#service, [...this.#handlers.keys()].sort());
+        return;
+      } catch (error) {
+        if (error instanceof AgentError && error.fatal) {
+          this.#logger.error({ err: error }, 'the topology refused the message types this service consumes');
+          return;
+        }
+        this.#logger.warn({ err: error }, 'declaring the message types this service consumes failed; retrying');
+      }
+      if (this.#closed) return;
+      await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+      if (this.#closed) return;
+    }
+  }
+
+  #startWorker(): void {
+    // Workers block on Redis: BullMQ requires `maxRetriesPerRequest: null` for them.
+    const connection = (this.#workerConnection = connect(this.#options.redis, { maxRetriesPerRequest: null }));
+    connection.on('error', () => undefined);
+    this.#worker = new Worker(this.#queueName, (job) => this.#process(job), {
+      connection,
+      concurrency: this.#options.concurrency ?? 10,
+      lockDuration: this.#options.lockDurationMs ?? 30_000,
+      stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
+      maxStalledCount: MAX_STALLED,
+      settings: {
+        backoffStrategy: (attemptsMade, type, _error, job) => {
+          if (type !== BACKOFF_TYPE) return 0;
+          const retry = this.#handlers.get(job?.name ?? '')?.retry ?? this.#retry;
+          const ceiling = Math.min(retry.maxDelayMs, retry.delayMs * 2 ** Math.max(0, attemptsMade - 1));
+          return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+        },
+      },
+    });
+    this.#worker.on('error', (error) => this.#logger.warn({ err: error }, 'the message worker lost Redis; it reconnects'));
+  }
+
+  async #process(job: Job): Promise<void> {
+    const attempt = job.attemptsMade + 1;
+    const parsed = parseEnvelope(job.data);
+    if (!parsed.ok) {
+      await this.#deadLetter(job, 'malformed', new Error(`not a Portico message: ${parsed.problem}`), attempt);
+      return;
+    }
+    const { envelope } = parsed;
+    const registered = this.#handlers.get(envelope.type);
+    if (registered === undefined) {
+      await this.#deadLetter(job, 'unhandled', new Error(`"${this.#service}" has no handler for "${envelope.type}"`), attempt);
+      return;
+    }
+    try {
+      await this.#apply(envelope, registered.handler, attempt);
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      if (attempt >= registered.retry.attempts) {
+        await this.#deadLetter(job, 'failed', failure, attempt);
+        return;
+      }
+      // Kept with the job, so the dead letter can list every attempt.
+      await job.log(JSON.stringify({ attempt, error: failure.message, at: storedTime() } satisfies DeliveryAttempt));
+      throw failure;
+    }
+  }
+
+  /** Run the handler; with a database, in one transaction with the inbox row, and not at all for a message already applied. */
+  async #apply(envelope: Envelope, handler: MessageHandler, attempt: number): Promise<void> {
+    const { database } = this.#options;
+    if (database === undefined) {
+      await handler(envelope, { trx: undefined, attempt, queue: this.#queueName });
+      return;
+    }
+    await database.transaction().execute(async (trx) => {
+      const inserted = await busTables(trx)
+        .insertInto('portico_inbox')
+        .values({ message_id: envelope.id, type: envelope.type, processed_at: storedTime() })
+        .onConflict((conflict) => conflict.column('message_id').doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
+      await handler(envelope, { trx, attempt, queue: this.#queueName });
+    });
+  }
+
+  /** Move a message to the dead-letter queue, keeping its job id (so doing it twice keeps one). */
+  async #deadLetter(job: Job, reason: DeadLetterReason, error: Error, attempts: number): Promise<void> {
+    const jobId = job.id ?? 'unknown';
+    let history: DeliveryAttempt[] = [];
+    try {
+      const { logs } = await this.#queue.getJobLogs(jobId);
+      history = logs.flatMap((line) => {
+        try {
+          return [JSON.parse(line) as DeliveryAttempt];
+        } catch {
+          return [];
+        }
+      });
+    } catch {
+      // The history is a courtesy; the dead letter is not.
+    }
+    history.push({ attempt: attempts, error: error.message, at: storedTime() });
+    const parsed = parseEnvelope(job.data);
+    const letter: DeadLetter = {
+      reason,
+      queue: this.#queueName,
+      jobId,
+      ...(parsed.ok ? { envelope: parsed.envelope } : { raw: job.data as unknown }),
+      error: { message: error.message, ...(error.stack === undefined ? {} : { stack: error.stack }) },
+      attempts,
+      history,
+      deadAt: storedTime(),
+    };
+    await this.#deadLetters.add(parsed.ok ? parsed.envelope.type : 'malformed', letter, { jobId, removeOnComplete: false, removeOnFail: false });
+    this.#logger.warn({ queue: this.#queueName, jobId, reason, attempts, err: error }, 'a message was moved to the dead-letter queue');
+  }
+}
+
+function connect(redis: string | RedisOptions, overrides: RedisOptions): Redis {
+  return typeof redis === 'string' ? new Redis(redis, overrides) : new Redis({ ...redis, ...overrides });
+}

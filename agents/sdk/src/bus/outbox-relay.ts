@@ -1,0 +1,171 @@
+import { type FlowProducer } from 'bullmq';
+import { Backoff } from '../backoff.js';
+import { type Logger } from '../logger.js';
+import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
+import { addDeliveries, type Delivery } from './deliveries.js';
+import { type Envelope } from './envelope.js';
+import { serviceQueue } from './queues.js';
+import { type TopologySource } from './topology.js';
+import { withTimeout } from './with-timeout.js';
+
+export interface OutboxRelayOptions {
+  db: BusDatabase;
+  flow: FlowProducer;
+  topology: TopologySource;
+  logger: Logger;
+  /** Rows per Redis transaction (default 500). */
+  batchSize?: number;
+  /** How often the outbox is read when nothing wakes the relay (rows written by another process), default 1 s. */
+  pollMs?: number;
+  /** A send taking longer counts as failed and is tried again (default 5 s); a late success is deduplicated. */
+  sendTimeoutMs?: number;
+  /** Called with each message handed to Redis. */
+  onSent?: (envelope: Envelope, queues: number) => void;
+}
+
+/** Sent rows are kept this long (for an operator's look), then deleted. */
+const KEEP_SENT_MS = 3_600_000;
+/**
+ * Inbox rows are kept this long: a message delivered again later than this would be applied again.
+ * BullMQ redelivers within minutes (stalls, retries); a week covers a dead letter replayed late.
+ */
+const KEEP_PROCESSED_MS = 7 * 24 * 3_600_000;
+const PRUNE_EVERY_MS = 60_000;
+
+/**
+ * Moves the outbox to Redis: reads unsent rows in id (creation) order, adds each message to its queues
+ * — an event to every subscriber's queue, a command to its service's — in one atomic `addBulk` per
+ * batch, then marks the rows sent. While Redis is away it retries with capped, jittered backoff, and
+ * publishing goes on locally; when Redis returns it catches up. A batch whose outcome was hidden (a
+ * timeout, a crash before the rows were marked) is sent again: each job id is the message id, so
+ * BullMQ keeps one copy, and consumers' inboxes skip a message they have already applied.
+ */
+export class OutboxRelay {
+  readonly #options: Required<Omit<OutboxRelayOptions, 'onSent'>> & Pick<OutboxRelayOptions, 'onSent'>;
+  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 5_000 });
+  #running: Promise<void> | undefined;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #prunedAt = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(options: OutboxRelayOptions) {
+    this.#options = { batchSize: 500, pollMs: 1_000, sendTimeoutMs: 5_000, ...options };
+  }
+
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Rows were written: read the outbox now rather than at the next poll. */
+  wake(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  /** Resolves once the outbox has been found empty after this call (for tests and shutdown). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#idleWaiters.push(resolve);
+      this.wake();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    await this.#running;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      let sent: number;
+      try {
+        sent = await this.#sendBatch();
+        this.#backoff.reset();
+      } catch (error) {
+        const delay = this.#backoff.next();
+        if (this.#backoff.attempts === 1 || this.#backoff.attempts % 20 === 0) {
+          this.#options.logger.warn({ err: error, retryInMs: Math.round(delay) }, 'the outbox relay cannot reach Redis; messages stay in the outbox until it can');
+        }
+        await this.#sleep(delay);
+        continue;
+      }
+      if (sent === this.#options.batchSize) continue;
+      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      await this.#prune();
+      if (!this.#woken) await this.#sleep(this.#options.pollMs);
+    }
+  }
+
+  /** One batch: read, send, mark. Returns the rows sent. */
+  async #sendBatch(): Promise<number> {
+    this.#woken = false;
+    const { db, topology, batchSize, flow } = this.#options;
+    const outbox = busTables(db);
+    const rows = await outbox
+      .selectFrom('portico_outbox')
+      .select(['id', 'kind', 'type', 'target', 'envelope'])
+      .where('sent_at', 'is', null)
+      .orderBy('id')
+      .limit(batchSize)
+      .execute();
+    if (rows.length === 0) return 0;
+    await topology.ready();
+    const deliveries: Delivery[] = [];
+    const counts: [Envelope, number][] = [];
+    for (const row of rows) {
+      const envelope = JSON.parse(row.envelope) as Envelope;
+      const services = row.kind === 'command' ? [row.target as string] : topology.subscribers(row.type);
+      for (const service of services) deliveries.push({ queue: serviceQueue(service), envelope });
+      counts.push([envelope, services.length]);
+    }
+    await withTimeout(addDeliveries(flow, deliveries), this.#options.sendTimeoutMs, 'adding the outbox batch to Redis');
+    await outbox
+      .updateTable('portico_outbox')
+      .set({ sent_at: storedTime() })
+      .where(
+        'id',
+        'in',
+        rows.map((row) => row.id),
+      )
+      .execute();
+    for (const [envelope, queues] of counts) this.#options.onSent?.(envelope, queues);
+    return rows.length;
+  }
+
+  async #prune(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#prunedAt < PRUNE_EVERY_MS) return;
+    this.#prunedAt = now;
+    try {
+      const tables = busTables(this.#options.db);
+      await tables
+        .deleteFrom('portico_outbox')
+        .where('sent_at', '<', storedTime(new Date(now - KEEP_SENT_MS)))
+        .execute();
+      await tables
+        .deleteFrom('portico_inbox')
+        .where('processed_at', '<', storedTime(new Date(now - KEEP_PROCESSED_MS)))
+        .execute();
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'pruning the outbox and the inbox failed');
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+    });
+  }
+
+}

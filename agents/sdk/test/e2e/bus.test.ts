@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/index.js';
+import { queueHandle, serviceDatabase, type ServiceDatabase, startRedisServer, type TestRedis, waitUntil } from '../support/bus.js';
+
+/** Each test's own Redis, buses and databases, closed after it. */
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function redis(options: Parameters<typeof startRedisServer>[0] = {}): Promise<TestRedis> {
+  const server = await startRedisServer(options);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+async function database(name: string): Promise<ServiceDatabase> {
+  const db = await serviceDatabase(name);
+  cleanups.push(() => db.close());
+  return db;
+}
+
+function bus(options: MessageBusOptions): MessageBus {
+  const created = new MessageBus(options);
+  cleanups.push(() => created.close());
+  return created;
+}
+
+/** The seeds' three services under names of this test's own, and the event they all consume. */
+function seedNames() {
+  const suffix = randomUUID().slice(0, 8);
+  return {
+    inventory: `inventory-${suffix}`,
+    catalog: `catalog-${suffix}`,
+    user: `user-${suffix}`,
+    availabilityChanged: 'product.availability_changed',
+  };
+}
+
+describe('MessageBus: choreography and orchestration', () => {
+  for (const withOutbox of [false, true]) {
+    it(`delivers an event to every subscriber (the publisher too) and a command to one service ${withOutbox ? 'through the outbox' : 'straight to Redis'}`, async () => {
+      const server = await redis();
+      const names = seedNames();
+      const topology = new StaticTopology();
+      const received: Record<string, Envelope[]> = { [names.inventory]: [], [names.catalog]: [], [names.user]: [] };
+      const buses: Record<string, MessageBus> = {};
+      for (const service of [names.inventory, names.catalog, names.user]) {
+        const own = withOutbox ? (await database(service)).db : undefined;
+        const b = bus({ service, redis: server.url, topology, ...(own === undefined ? {} : { database: own }) });
+        b.on(names.availabilityChanged, (message) => void received[service]?.push(message));
+        if (service === names.catalog) b.on('sku_set_availability', (message) => void received[service]?.push(message));
+        if (service === names.user) b.on('sku_update_wishlist', (message) => void received[service]?.push(message));
+        await b.start();
+        buses[service] = b;
+      }
+      const inventory = buses[names.inventory] as MessageBus;
+
+      const event = await inventory.publish(names.availabilityChanged, { sku: 'sku-1', available: true });
+      const setAvailability = await inventory.send(names.catalog, 'sku_set_availability', { sku: 'sku-1', available: true });
+      const updateWishlist = await inventory.send(names.user, 'sku_update_wishlist', { sku: 'sku-1' });
+
+      await waitUntil('every delivery', () => Object.values(received).reduce((n, list) => n + list.length, 0) === 5);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const ids = (service: string) => (received[service] ?? []).map((message) => message.id).sort();
+      expect(ids(names.inventory)).toEqual([event.id]);
+      expect(ids(names.catalog)).toEqual([event.id, setAvailability.id].sort());
+      expect(ids(names.user)).toEqual([event.id, updateWishlist.id].sort());
+      const delivered = received[names.catalog]?.find((message) => message.id === event.id);
+      expect(delivered).toMatchObject({ kind: 'event', type: names.availabilityChanged, source: names.inventory, schemaVersion: 1, payload: { sku: 'sku-1', available: true } });
+      expect(received[names.user]?.find((message) => message.id === updateWishlist.id)).toMatchObject({ kind: 'command', type: 'sku_update_wishlist', source: names.inventory });
+
+      // The job id is the message id: sending the same envelope again adds nothing.
+      const queue = queueHandle(serviceQueue(names.catalog), server.url);
+      cleanups.push(() => queue.close());
+      const job = await queue.getJob(event.id);
+      expect(job?.name).toBe(names.availabilityChanged);
+      expect(job?.data).toEqual(event);
+    });
+  }
+
+  it('fails at once, and adds to no queue, when Redis is away and there is no outbox', async () => {
+    const server = await redis();
+    const names = seedNames();
+    const topology = new StaticTopology({ [names.availabilityChanged]: [names.inventory, names.catalog, names.user] });
+    const inventory = bus({ service: names.inventory, redis: server.url, topology });
+    await inventory.start();
+    await inventory.publish(names.availabilityChanged, { sku: 'warm-up' });
+    const port = server.port;
+    server.kill();
+    const started = Date.now();
+    await expect(inventory.publish(names.availabilityChanged, { sku: 'lost' })).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_UNAVAILABLE', kind: 'unavailable' });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    const again = await redis({ port });
+    for (const service of [names.inventory, names.catalog, names.user]) {
+      const queue = queueHandle(serviceQueue(service), again.url);
+      cleanups.push(() => queue.close());
+      expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(0);
+    }
+  });
+});
+
+describe('MessageBus: retries and dead letters', () => {
+  it('retries a failing message with backoff, dead-letters it after its last attempt with every attempt, and keeps handling others', async () => {
+    const server = await redis();
+    const names = seedNames();
+    const topology = new StaticTopology();
+    const catalog = bus({ service: names.catalog, redis: server.url, topology });
+    const attempts: number[] = [];
+    const handled: string[] = [];
+    catalog.on(
+      'sku_set_availability',
+      (message: Envelope<{ sku: string }>, context) => {
+        if (message.payload.sku === 'poison') {
+          attempts.push(context.attempt);
+          throw new Error(`cannot apply ${message.payload.sku}`);
+        }
+        handled.push(message.payload.sku);
+      },
+      { attempts: 3, delayMs: 50, maxDelayMs: 200 },
+    );
+    await catalog.start();
+    const sender = bus({ service: names.inventory, redis: server.url, topology });
+    await sender.start();
+
+    const poison = await sender.send(names.catalog, 'sku_set_availability', { sku: 'poison' });
+    await sender.send(names.catalog, 'sku_set_availability', { sku: 'fine-1' });
+    const dlq = queueHandle(deadLetterQueue(serviceQueue(names.catalog)), server.url);
+    cleanups.push(() => dlq.close());
+    await waitUntil('the dead letter', async () => (await dlq.getJob(poison.id)) !== undefined);
+    await sender.send(names.catalog, 'sku_set_availability', { sku: 'fine-2' });
+    await waitUntil('the messages after it', () => handled.length === 2);
+
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(handled.sort()).toEqual(['fine-1', 'fine-2']);
+    const letter = (await dlq.getJob(poison.id))?.data as DeadLetter;
+    expect(letter).toMatchObject({ reason: 'failed', queue: serviceQueue(names.catalog), jobId: poison.id, envelope: poison, attempts: 3, error: { message: 'cannot apply poison' } });
+    expect(letter.history.map((entry) => [entry.attempt, entry.error])).toEqual([
+      [1, 'cannot apply poison'],
+      [2, 'cannot apply poison'],
+      [3, 'cannot apply poison'],
+    ]);
+    // The original job is done with (completed), not left failing in the queue.
+    const queue = queueHandle(serviceQueue(names.catalog), server.url);
+    cleanups.push(() => queue.close());
+    expect(await queue.getJobState(poison.id)).toBe('completed');
+  });
+
+  it('sends a malformed message straight to the dead-letter queue, and one of a type it has no handler for', async () => {
+    const server = await redis();
+    const names = seedNames();
+    const catalog = bus({ service: names.catalog, redis: server.url, topology: new StaticTopology() });
+    const handled: string[] = [];
+    catalog.on('sku_set_availability', (message: Envelope<{ sku: string }>) => void handled.push(message.payload.sku));
+    await catalog.start();
+    const queue = queueHandle(serviceQueue(names.catalog), server.url);
+    cleanups.push(() => queue.close());
+    await queue.add('sku_set_availability', { hello: 'not an envelope' }, { jobId: 'garbage-1', attempts: 5 });
+    const sender = bus({ service: names.inventory, redis: server.url, topology: new StaticTopology() });
+    await sender.start();
+    const unknown = await sender.send(names.catalog, 'sku_delete_everything', { sku: 'x' });
+    await sender.send(names.catalog, 'sku_set_availability', { sku: 'after' });
+
+    const dlq = queueHandle(deadLetterQueue(serviceQueue(names.catalog)), server.url);
+    cleanups.push(() => dlq.close());
+    await waitUntil('both dead letters and the good message', async () => handled.length === 1 && (await dlq.getJobCounts('waiting')).waiting === 2);
+    const malformed = (await dlq.getJob('garbage-1'))?.data as DeadLetter;
+    expect(malformed).toMatchObject({ reason: 'malformed', attempts: 1, raw: { hello: 'not an envelope' } });
+    expect(malformed.error.message).toMatch(/not a Portico message: "id" is not a UUID/);
+    expect(malformed.envelope).toBeUndefined();
+    const unhandled = (await dlq.getJob(unknown.id))?.data as DeadLetter;
+    expect(unhandled).toMatchObject({ reason: 'unhandled', envelope: unknown, attempts: 1 });
+    expect(handled).toEqual(['after']);
+  });
+});
