@@ -77,6 +77,8 @@ export interface SendOptions {
 
 /** How long a send straight to Redis may take before it fails (no outbox: fail fast rather than queue). */
 const DIRECT_SEND_TIMEOUT_MS = 2_000;
+/** The longest `close` waits for Redis. */
+const CLOSE_TIMEOUT_MS = 5_000;
 /** BullMQ gives up on a job after this many stalls; a worker killed mid-job is one stall. */
 const MAX_STALLED = 10;
 
@@ -176,17 +178,29 @@ export class MessageBus {
     await this.#relay?.idle();
   }
 
-  /** Stop taking messages (those being handled finish), stop the relay, close the connections. */
+  /**
+   * Stop taking messages (those being handled finish), stop the relay, close the connections. While
+   * Redis is away this does not wait for it for more than `CLOSE_TIMEOUT_MS`: what was in flight is
+   * delivered again later (its lock lapses), and the outbox keeps what was not sent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#worker?.close();
-    await this.#relay?.close();
-    await this.#declaring;
-    await Promise.allSettled([this.#flow.close(), this.#deadLetters.close(), this.#queue.close()]);
+    const closing = (async () => {
+      await this.#worker?.close();
+      await this.#relay?.close();
+      await this.#declaring;
+      await Promise.allSettled([this.#flow.close(), this.#deadLetters.close(), this.#queue.close()]);
+    })();
+    try {
+      await withTimeout(closing, CLOSE_TIMEOUT_MS, 'closing the message bus');
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'the message bus closed without Redis: messages in flight will be delivered again');
+    }
     this.#producer.disconnect();
     this.#workerConnection?.disconnect();
   }
+
 
   async #emit<P>(kind: MessageKind, type: string, payload: P, target: string | undefined, options: SendOptions): Promise<Envelope<P>> {
     let envelope: Envelope<P>;
