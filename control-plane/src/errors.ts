@@ -54,6 +54,14 @@ export const ErrorCatalogue = {
   // Broker (Redis).
   PORTICO_ERR_BROKER_UNAVAILABLE: define(503, 'Redis cannot be reached.', true),
 
+  // Queues and messages (admin API over BullMQ).
+  PORTICO_ERR_QUEUE_NOT_FOUND: define(404, 'No service queue has that name.'),
+  PORTICO_ERR_QUEUE_JOB_NOT_FOUND: define(404, 'Neither the queue nor its dead-letter queue holds a job with that id.'),
+  PORTICO_ERR_QUEUE_JOB_NOT_FAILED: define(409, 'Only a failed job or a dead letter can be retried.'),
+  PORTICO_ERR_QUEUE_JOB_ACTIVE: define(409, 'A worker is processing the job; it cannot be removed until it finishes.'),
+  PORTICO_ERR_QUEUE_DEAD_LETTER_MALFORMED: define(409, 'The dead letter holds no message to replay; it can only be discarded.'),
+  PORTICO_ERR_MESSAGING_UNAVAILABLE: define(503, 'Redis, which carries the messages, cannot be reached.', true),
+
   // Configuration (reported at start-up, never over HTTP).
   PORTICO_ERR_CONFIG_INVALID: define(500, 'The configuration is not valid.'),
 
@@ -61,6 +69,12 @@ export const ErrorCatalogue = {
   PORTICO_ERR_ROUTE_NOT_FOUND: define(404, 'No route has that id.'),
   PORTICO_ERR_ROUTE_NAME_TAKEN: define(409, 'A route with that name exists already.'),
   PORTICO_ERR_ROUTE_CONFLICT: define(409, 'Another route matches the same requests (same host, path prefix and a method in common).'),
+
+  // Message topology (admin API).
+  PORTICO_ERR_TOPOLOGY_INVALID_TYPE: define(400, 'A message type is not valid (letters, digits, ".", "_" and "-", up to 128, starting with a letter or digit) or is listed more than once.'),
+  PORTICO_ERR_TOPOLOGY_TOO_MANY_TYPES: define(400, 'A service may consume at most 256 message types.'),
+  PORTICO_ERR_TOPOLOGY_SERVICE_NOT_FOUND: define(404, 'That service consumes no message types.'),
+  PORTICO_ERR_TOPOLOGY_SERVICE_FORBIDDEN: define(403, 'This token may not declare the message types of that service.'),
 
   // Gateway (answers on the gateway port, in the same JSON shape).
   PORTICO_ERR_GATEWAY_BAD_PATH: define(400, 'The request path cannot be routed safely.'),

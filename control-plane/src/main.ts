@@ -11,6 +11,7 @@ import packageJson from '../package.json' with { type: 'json' };
 import { buildApp } from './api/app.js';
 import { buildGatewayApp } from './api/gateway-app.js';
 import { TokenService } from './auth/token-service.js';
+import { checkEvictionPolicy } from './broker/eviction-policy.js';
 import { ensureRedis } from './broker/private-redis.js';
 import { RedisProbe } from './broker/redis-probe.js';
 import { loadConfig } from './config/load.js';
@@ -22,6 +23,10 @@ import { ControlPlaneRouteSource } from './gateway/providers/control-plane-route
 import { type SourceStatus } from './gateway/providers/gateway-source.js';
 import { RegistryBackendSource } from './gateway/providers/registry-backend-source.js';
 import { RouteService } from './gateway/route-service.js';
+import { BusConnection } from './messaging/bus-connection.js';
+import { DeadLetters } from './messaging/dead-letters.js';
+import { MessagePublisher } from './messaging/message-publisher.js';
+import { QueueAdmin } from './messaging/queue-admin.js';
 import { ConsulRegistryBackend } from './registry/backends/consul-registry-backend.js';
 import { EmbeddedRegistryBackend } from './registry/backends/embedded-registry-backend.js';
 import { HealthChecker } from './registry/health/health-checker.js';
@@ -43,6 +48,11 @@ function createRegistry(config: PorticoConfig, store: Store, logger: Logger): Re
     return new ConsulRegistryBackend({ addr: config.consul.addr, token: config.consul.token, auditLog: store.audit, logger });
   }
   return new EmbeddedRegistryBackend({ store, logger, createScheduler: (onResult) => new HealthChecker({ onResult, logger }) });
+}
+
+/** The services that consume the event type `type`, by the message topology in the store. */
+async function subscribersOf(store: Store, type: string): Promise<string[]> {
+  return (await store.topology.list()).filter((subscription) => subscription.messageType === type).map((subscription) => subscription.service);
 }
 
 /** The gateway's certificate and key, when configured. @throws PorticoError `PORTICO_ERR_CONFIG_INVALID` when unreadable. */
@@ -190,6 +200,17 @@ async function startControlPlane(config: Readonly<PorticoConfig>, logger: Logger
   const broker = new RedisProbe(redis.url);
   closers.push({ name: 'redis probe', close: () => broker.close() });
 
+  // The control plane's own view of the message bus (queue admin, operators' messages), failing fast.
+  const bus = new BusConnection({ url: redis.url, logger });
+  closers.push({ name: 'message bus', close: () => bus.close() });
+  try {
+    await bus.run((client) => checkEvictionPolicy({ redis: client, url: redis.url, production: config.env === 'production', logger }));
+  } catch (error) {
+    // A policy that evicts, in production, stops the start; a Redis away at this moment does not (/readyz says so).
+    if (error instanceof PorticoError && error.code === 'PORTICO_ERR_CONFIG_INVALID') throw error;
+    logger.warn({ err: error }, 'Redis did not answer: its maxmemory-policy was not checked (it must be "noeviction")');
+  }
+
   const registry = createRegistry(config, store, logger);
   closers.push({ name: 'registry', close: () => registry.close() });
   await registry.start();
@@ -200,7 +221,14 @@ async function startControlPlane(config: Readonly<PorticoConfig>, logger: Logger
 
   const metrics = new Metrics();
   const routes = new RouteService(store);
-  const app = await buildApp({ store, registry, broker, metrics, logger, routes, bodyLimit: config.bodyLimit, version: packageJson.version });
+  const deadLetters = new DeadLetters({ bus, audit: store.audit });
+  const messaging = {
+    queues: new QueueAdmin({ bus, audit: store.audit, deadLetters }),
+    deadLetters,
+    // An event's subscribers are the services the message topology says consume its type.
+    messages: new MessagePublisher({ bus, audit: store.audit, subscribersOf: (type) => subscribersOf(store, type) }),
+  };
+  const app = await buildApp({ store, registry, broker, metrics, logger, routes, messaging, bodyLimit: config.bodyLimit, version: packageJson.version });
   // Closed first on shutdown: stop accepting, finish in-flight requests, then release the rest.
   closers.push({ name: 'http', close: () => app.close() });
   await listenOn('PORTICO_PORT', config.host, config.port, () => app.listen({ host: config.host, port: config.port }));

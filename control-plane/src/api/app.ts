@@ -6,6 +6,11 @@ import { TokenService } from '../auth/token-service.js';
 import { consulApi } from '../consul-api/consul-api.js';
 import { PorticoError } from '../errors.js';
 import { RouteService } from '../gateway/route-service.js';
+import { type DeadLetters } from '../messaging/dead-letters.js';
+import { type MessagePublisher } from '../messaging/message-publisher.js';
+import { type QueueAdmin } from '../messaging/queue-admin.js';
+import { registerQueueMetrics } from '../messaging/queue-metrics.js';
+import { TopologyService } from '../messaging/topology-service.js';
 import { type RegistryBackend } from '../registry/registry-backend.js';
 import { RegistryService } from '../registry/registry-service.js';
 import { type Store } from '../store/store.js';
@@ -17,9 +22,13 @@ import { gatewayRouteEventRoutes } from './routes/gateway-route-events.js';
 import { gatewayRouteRoutes } from './routes/gateway-routes.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
+import { messageRoutes } from './routes/messages.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { queueRoutes } from './routes/queues.js';
 import { registryRoutes } from './routes/registry.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { topologyEventRoutes } from './routes/topology-events.js';
+import { topologyRoutes } from './routes/topology.js';
 import { ErrorResponse } from './schemas/common.js';
 import { createValidatorCompiler } from './validation.js';
 
@@ -36,6 +45,11 @@ export interface AppDeps {
   logger: FastifyBaseLogger;
   /** The gateway's explicit routes; share it with the gateway so changes apply at once (default: one over `store`). */
   routes?: RouteService;
+  /**
+   * The message bus as operators see it (`/api/v1/queues`, `/api/v1/messages`, `portico_queue_jobs`).
+   * Without it those routes are not served.
+   */
+  messaging?: { queues: QueueAdmin; deadLetters: DeadLetters; messages: MessagePublisher };
   /** Largest request body accepted, in bytes (default 1 MiB). */
   bodyLimit?: number;
   version?: string;
@@ -102,11 +116,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     isShuttingDown: () => shuttingDown,
   });
   await app.register(metricsRoutes, { metrics: deps.metrics });
+  if (deps.messaging !== undefined) registerQueueMetrics(deps.metrics.registry, deps.messaging.queues);
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const tokens = new TokenService(deps.store);
   const registry = new RegistryService(deps.registry);
   const routes = deps.routes ?? new RouteService(deps.store);
+  const topology = new TopologyService(deps.store);
   await app.register(consulApi, { registry, tokens });
   await app.register(
     async (api) => {
@@ -120,6 +136,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(registryRoutes, { registry });
       await api.register(gatewayRouteRoutes, { routes });
       await api.register(gatewayRouteEventRoutes, { routes });
+      if (deps.messaging !== undefined) {
+        await api.register(queueRoutes, { queues: deps.messaging.queues, deadLetters: deps.messaging.deadLetters });
+        await api.register(messageRoutes, { messages: deps.messaging.messages });
+      }
+      await api.register(topologyRoutes, { topology });
+      await api.register(topologyEventRoutes, { topology });
     },
     { prefix: '/api/v1' },
   );

@@ -15,6 +15,13 @@ export const PERMISSIONS = {
   'registry:write': ['admin', 'operator', 'agent'],
   'routes:read': ['admin', 'operator', 'viewer'],
   'routes:write': ['admin', 'operator'],
+  'topology:read': ['admin', 'operator', 'viewer', 'agent'],
+  // Agents also need the service named in their token; see mayManageService.
+  'topology:declare': ['admin', 'operator', 'agent'],
+  'topology:write': ['admin', 'operator'],
+  'queues:read': ['admin', 'operator', 'viewer'],
+  // Retry, replay, discard, and sending messages as an operator.
+  'queues:write': ['admin', 'operator'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;

@@ -21,6 +21,7 @@ export const CONFIG_DEFAULTS: Readonly<Omit<PorticoConfig, 'redisUrlIsDefault'>>
   consul: { addr: undefined, token: undefined },
   adminToken: undefined,
   samples: true,
+  env: 'development',
   logLevel: 'info',
   bodyLimit: 1_048_576,
   shutdownTimeoutMs: 10_000,

@@ -79,6 +79,11 @@ export const PorticoConfigSchema = Type.Object({
   samples: Type.Boolean(
     variable({ name: 'PORTICO_SAMPLES', expected: 'one of 1, 0, true, false, yes, no' }),
   ),
+  /** `production` turns start-up warnings about unsafe settings (a Redis that evicts keys) into refusals. */
+  env: Type.Union(
+    [Type.Literal('development'), Type.Literal('production')],
+    variable({ name: 'PORTICO_ENV', expected: 'one of development, production' }),
+  ),
   logLevel: Type.Union(
     [
       Type.Literal('fatal'),

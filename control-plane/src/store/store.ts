@@ -147,12 +147,52 @@ export interface RouteRepository {
   remove(id: string): Promise<GatewayRoute>;
 }
 
+/** One message type a service consumes. */
+export interface Subscription {
+  service: string;
+  messageType: string;
+  /** When the service's current set of message types was declared (the same on every row of a service). */
+  declaredAt: Date;
+}
+
+/** What `TopologyRepository.replace` found and left. */
+export interface SubscriptionReplacement {
+  /** The service's subscriptions before the call, by message type. */
+  before: Subscription[];
+  /** Its subscriptions after the call, by message type (empty when it now consumes nothing). */
+  after: Subscription[];
+  /** Whether the set of message types differed, so rows were written. */
+  changed: boolean;
+}
+
+/**
+ * The message topology (`/api/v1/topology`): which service consumes which message types. Lists are
+ * ordered by code point (service, then message type), the same on both dialects whatever the
+ * database's collation.
+ */
+export interface TopologyRepository {
+  /** Every subscription, by service, then by message type. */
+  list(): Promise<Subscription[]>;
+  /** One service's subscriptions, by message type; empty when it has none. */
+  ofService(service: string): Promise<Subscription[]>;
+  /**
+   * Make `messageTypes` the whole set `service` consumes (duplicates count once). When the set differs
+   * from the stored one, every row of the service is written stamped `declaredAt`; when it is the same,
+   * nothing is written and the stored times stay. Atomic on its own, and concurrent calls for one
+   * service queue, so the last one's set is what remains.
+   */
+  replace(service: string, messageTypes: readonly string[], declaredAt: Date): Promise<SubscriptionReplacement>;
+  /** Delete every subscription of `service`. @returns those deleted, by message type (empty: it had none). */
+  removeService(service: string): Promise<Subscription[]>;
+}
+
 /** The repositories, as seen inside or outside a transaction. */
 export interface StoreSession {
   readonly tokens: TokenRepository;
   readonly audit: AuditRepository;
   readonly registry: RegistryRepository;
   readonly routes: RouteRepository;
+  readonly topology: TopologyRepository;
 }
 
 export interface Store extends StoreSession {

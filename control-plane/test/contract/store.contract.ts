@@ -16,7 +16,7 @@ export interface StoreFixture {
 }
 
 /** Every migration, in the order it must be applied. */
-const MIGRATIONS = ['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes'];
+const MIGRATIONS = ['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes', '0004_message_topology'];
 
 /**
  * The behaviour every `Store` adapter must show, identically: same results, same `PorticoError` codes.
@@ -471,6 +471,89 @@ export function describeStoreContract(name: string, make: () => Promise<StoreFix
           }),
         ).rejects.toThrow('abort');
         expect(await store.routes.list()).toEqual([]);
+      });
+    });
+
+    describe('topology', () => {
+      const at = (ms: number) => new Date(1_700_000_000_000 + ms);
+      const sub = (service: string, messageType: string, declaredAt: Date) => ({ service, messageType, declaredAt });
+
+      it('reads as empty, then declares, lists by service and type, and reads one service', async () => {
+        expect(await store.topology.list()).toEqual([]);
+        expect(await store.topology.ofService('catalog')).toEqual([]);
+
+        const declared = await store.topology.replace('inventory', ['sku_set_availability', 'product.availability_changed'], at(1));
+        expect(declared).toEqual({
+          before: [],
+          after: [sub('inventory', 'product.availability_changed', at(1)), sub('inventory', 'sku_set_availability', at(1))],
+          changed: true,
+        });
+        await store.topology.replace('catalog', ['product.availability_changed'], at(2));
+
+        expect(await store.topology.list()).toEqual([
+          sub('catalog', 'product.availability_changed', at(2)),
+          sub('inventory', 'product.availability_changed', at(1)),
+          sub('inventory', 'sku_set_availability', at(1)),
+        ]);
+        expect(await store.topology.ofService('inventory')).toEqual(declared.after);
+        await withReopened(async (reopened) => {
+          expect(await reopened.topology.list()).toEqual(await store.topology.list());
+        });
+      });
+
+      it('orders by code point on both dialects, whatever the collation', async () => {
+        await store.topology.replace('alpha', ['b_x', 'b.x', 'B-x', 'b-x'], at(1));
+        await store.topology.replace('Zeta', ['a'], at(1));
+        expect((await store.topology.list()).map((s) => `${s.service} ${s.messageType}`)).toEqual(['Zeta a', 'alpha B-x', 'alpha b-x', 'alpha b.x', 'alpha b_x']);
+      });
+
+      it('writes nothing when the set is the same, in any order and with repeats, and keeps its time', async () => {
+        const first = await store.topology.replace('user', ['a.b', 'c'], at(1));
+        const again = await store.topology.replace('user', ['c', 'a.b', 'c'], at(5));
+        expect(again).toEqual({ before: first.after, after: first.after, changed: false });
+        expect(await store.topology.ofService('user')).toEqual(first.after);
+      });
+
+      it('replaces the whole set, stamping every row, and leaves other services alone', async () => {
+        await store.topology.replace('user', ['a', 'b'], at(1));
+        await store.topology.replace('catalog', ['a'], at(1));
+        const replaced = await store.topology.replace('user', ['b', 'c'], at(7));
+        expect(replaced).toEqual({ before: [sub('user', 'a', at(1)), sub('user', 'b', at(1))], after: [sub('user', 'b', at(7)), sub('user', 'c', at(7))], changed: true });
+        expect(await store.topology.list()).toEqual([sub('catalog', 'a', at(1)), sub('user', 'b', at(7)), sub('user', 'c', at(7))]);
+
+        const emptied = await store.topology.replace('user', [], at(8));
+        expect(emptied).toMatchObject({ after: [], changed: true });
+        expect(await store.topology.list()).toEqual([sub('catalog', 'a', at(1))]);
+      });
+
+      it('removes a service\'s subscriptions, returning them; nothing for a service that had none', async () => {
+        await store.topology.replace('user', ['b', 'a'], at(3));
+        await store.topology.replace('catalog', ['a'], at(3));
+        expect(await store.topology.removeService('user')).toEqual([sub('user', 'a', at(3)), sub('user', 'b', at(3))]);
+        expect(await store.topology.removeService('user')).toEqual([]);
+        expect(await store.topology.list()).toEqual([sub('catalog', 'a', at(3))]);
+      });
+
+      it('writes nothing when the transaction rolls back', async () => {
+        await store.topology.replace('user', ['a'], at(1));
+        await expect(
+          store.transaction(async (session) => {
+            await session.topology.replace('user', ['b'], at(2));
+            await session.topology.replace('catalog', ['b'], at(2));
+            await session.topology.removeService('user');
+            throw new Error('abort');
+          }),
+        ).rejects.toThrow('abort');
+        expect(await store.topology.list()).toEqual([sub('user', 'a', at(1))]);
+      });
+
+      it('leaves exactly one of several concurrent replacements of one service, never a mix', async () => {
+        const sets = [['a', 'b'], ['c'], ['d', 'e', 'f'], ['a', 'g'], []];
+        for (let round = 0; round < 5; round++) {
+          await Promise.all(sets.map((set, i) => store.topology.replace('racy', set, at(round * 10 + i))));
+          const left = (await store.topology.ofService('racy')).map((s) => s.messageType);
+          expect(sets.map((set) => set.join(','))).toContain(left.join(','));
+        }
       });
     });
 

@@ -36,6 +36,7 @@ describe('PostgresStore', () => {
         'registry_instances',
         'registry_state',
         'tokens',
+        'topology_subscriptions',
       ]);
     } finally {
       await store.close();
@@ -68,7 +69,7 @@ describe('PostgresStore', () => {
     const stores = [1, 2, 3].map(() => new PostgresStore({ connectionString, schema, poolSize: 2 }));
     try {
       await Promise.all(stores.map((store) => store.start()));
-      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes']);
+      for (const store of stores) expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes', '0004_message_topology']);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
       await testSchema.drop();

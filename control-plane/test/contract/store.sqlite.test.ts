@@ -70,7 +70,7 @@ describe('SqliteStore', () => {
     try {
       await store.audit.append({ actorId: null, actorName: 'system', action: 'test.memory', target: 'memory' });
       expect(await store.audit.list({ limit: 10 })).toHaveLength(1);
-      expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes']);
+      expect(await store.appliedMigrations()).toEqual(['0001_tokens_and_audit', '0002_registry', '0003_gateway_routes', '0004_message_topology']);
     } finally {
       await store.close();
     }

@@ -6,6 +6,10 @@ import { afterAll, beforeAll } from 'vitest';
 import { buildApp } from '../../src/api/app.js';
 import { SYSTEM_PRINCIPAL, TokenService } from '../../src/auth/token-service.js';
 import { RedisProbe } from '../../src/broker/redis-probe.js';
+import { BusConnection } from '../../src/messaging/bus-connection.js';
+import { DeadLetters } from '../../src/messaging/dead-letters.js';
+import { MessagePublisher } from '../../src/messaging/message-publisher.js';
+import { QueueAdmin } from '../../src/messaging/queue-admin.js';
 import { EmbeddedRegistryBackend } from '../../src/registry/backends/embedded-registry-backend.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { type Role } from '../../src/store/store.js';
@@ -41,9 +45,14 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
   const registry = new EmbeddedRegistryBackend({ store, reapIntervalMs: 50 });
   await registry.start();
   const broker = new RedisProbe(options.redisUrl);
+  // The message bus as the admin API sees it; event subscribers from the store's topology, as in main.ts.
+  const bus = new BusConnection({ url: options.redisUrl });
+  const deadLetters = new DeadLetters({ bus, audit: store.audit });
+  const subscribersOf = async (type: string) => (await store.topology.list()).filter((s) => s.messageType === type).map((s) => s.service);
+  const messaging = { queues: new QueueAdmin({ bus, audit: store.audit, deadLetters }), deadLetters, messages: new MessagePublisher({ bus, audit: store.audit, subscribersOf }) };
   const logLines: string[] = [];
   const logger = createLogger({ level: 'trace', destination: { write: (line: string) => void logLines.push(line) } });
-  const app = await buildApp({ store, registry, broker, metrics: new Metrics(), logger, bodyLimit: options.bodyLimit });
+  const app = await buildApp({ store, registry, broker, metrics: new Metrics(), logger, messaging, bodyLimit: options.bodyLimit });
   await app.ready();
   const adminToken = (await tokens.create(SYSTEM_PRINCIPAL, { name: `admin-${dir.slice(-6)}`, role: 'admin' })).secret;
   let n = 0;
@@ -66,6 +75,7 @@ export async function createTestApp(options: { redisUrl: string; bodyLimit?: num
       await app.close();
       await registry.close();
       await broker.close();
+      await bus.close();
       await store.close();
       await rm(dir, { recursive: true, force: true });
     },

@@ -28,7 +28,8 @@ export type MessageKind = 'event' | 'command';
 
 /** Names a message type or a service may have: what queue and metric names can carry. */
 export const MESSAGE_TYPE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-export const SERVICE_NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The registry's rule for a service name (a BullMQ queue name may not hold `:`, and this has none). */
+export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 

@@ -1,9 +1,11 @@
 import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import { type Registry } from 'prom-client';
 import { type Kysely, type Transaction } from 'kysely';
 import { AgentError } from '../agent-error.js';
 import { Backoff } from '../backoff.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { BusMetrics, type ProcessOutcome } from './bus-metrics.js';
 import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-tables.js';
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
 import { addDeliveries } from './deliveries.js';
@@ -62,6 +64,8 @@ export interface MessageBusOptions {
   /** How often stalled jobs are looked for (default 30 s). */
   stalledIntervalMs?: number;
   relay?: { batchSize?: number; pollMs?: number };
+  /** A prom-client registry (the service's `/metrics`) to count published and processed messages in. */
+  metrics?: Registry;
   logger?: Logger;
 }
 
@@ -102,6 +106,7 @@ export class MessageBus {
   readonly #flow: FlowProducer;
   readonly #deadLetters: Queue;
   readonly #queue: Queue;
+  readonly #metrics: BusMetrics | undefined;
   #worker: Worker | undefined;
   #workerConnection: Redis | undefined;
   #relay: OutboxRelay | undefined;
@@ -115,6 +120,7 @@ export class MessageBus {
     this.#queueName = serviceQueue(options.service);
     this.#logger = options.logger ?? silentLogger;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#metrics = options.metrics === undefined ? undefined : new BusMetrics(options.metrics);
     // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
     this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.#producer.on('error', () => undefined);
@@ -151,7 +157,14 @@ export class MessageBus {
     const { database } = this.#options;
     if (database !== undefined) {
       await ensureBusTables(database);
-      this.#relay = new OutboxRelay({ db: database, flow: this.#flow, topology: this.#options.topology, logger: this.#logger, ...this.#options.relay });
+      this.#relay = new OutboxRelay({
+        db: database,
+        flow: this.#flow,
+        topology: this.#options.topology,
+        logger: this.#logger,
+        ...this.#options.relay,
+        onSent: (envelope) => this.#metrics?.published.inc({ type: envelope.type }),
+      });
       this.#relay.start();
     }
     this.#declaring = this.#declare();
@@ -232,6 +245,7 @@ export class MessageBus {
     } catch (error) {
       throw new AgentError(`"${type}" could not be sent: Redis cannot be reached (${(error as Error).message})`, { kind: 'unavailable', code: 'PORTICO_ERR_BUS_UNAVAILABLE', cause: error });
     }
+    this.#metrics?.published.inc({ type });
     return envelope;
   }
 
@@ -278,47 +292,64 @@ export class MessageBus {
   }
 
   async #process(job: Job): Promise<void> {
+    const started = performance.now();
+    const { outcome, failure } = await this.#handle(job);
+    if (this.#metrics !== undefined) {
+      this.#metrics.processed.inc({ queue: this.#queueName, outcome });
+      this.#metrics.processing.observe({ queue: this.#queueName }, (performance.now() - started) / 1_000);
+    }
+    // Thrown for BullMQ to deliver it again after the backoff.
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Handle one delivery and say how it ended, with the failure when it is to be retried. */
+  async #handle(job: Job): Promise<{ outcome: ProcessOutcome; failure?: Error }> {
     const attempt = job.attemptsMade + 1;
     const parsed = parseEnvelope(job.data);
     if (!parsed.ok) {
       await this.#deadLetter(job, 'malformed', new Error(`not a Portico message: ${parsed.problem}`), attempt);
-      return;
+      return { outcome: 'dead_lettered' };
     }
     const { envelope } = parsed;
     const registered = this.#handlers.get(envelope.type);
     if (registered === undefined) {
       await this.#deadLetter(job, 'unhandled', new Error(`"${this.#service}" has no handler for "${envelope.type}"`), attempt);
-      return;
+      return { outcome: 'dead_lettered' };
     }
     try {
-      await this.#apply(envelope, registered.handler, attempt);
+      return { outcome: (await this.#apply(envelope, registered.handler, attempt)) ? 'processed' : 'duplicate' };
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
       if (attempt >= registered.retry.attempts) {
         await this.#deadLetter(job, 'failed', failure, attempt);
-        return;
+        return { outcome: 'dead_lettered' };
       }
       // Kept with the job, so the dead letter can list every attempt.
       await job.log(JSON.stringify({ attempt, error: failure.message, at: storedTime() } satisfies DeliveryAttempt));
-      throw failure;
+      return { outcome: 'retried', failure };
     }
   }
 
-  /** Run the handler; with a database, in one transaction with the inbox row, and not at all for a message already applied. */
-  async #apply(envelope: Envelope, handler: MessageHandler, attempt: number): Promise<void> {
+
+  /**
+   * Run the handler; with a database, in one transaction with the inbox row, and not at all for a
+   * message already applied. Returns false for such a duplicate.
+   */
+  async #apply(envelope: Envelope, handler: MessageHandler, attempt: number): Promise<boolean> {
     const { database } = this.#options;
     if (database === undefined) {
       await handler(envelope, { trx: undefined, attempt, queue: this.#queueName });
-      return;
+      return true;
     }
-    await database.transaction().execute(async (trx) => {
+    return database.transaction().execute(async (trx) => {
       const inserted = await busTables(trx)
         .insertInto('portico_inbox')
         .values({ message_id: envelope.id, type: envelope.type, processed_at: storedTime() })
         .onConflict((conflict) => conflict.column('message_id').doNothing())
         .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
       await handler(envelope, { trx, attempt, queue: this.#queueName });
+      return true;
     });
   }
 

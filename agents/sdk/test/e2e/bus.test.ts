@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/index.js';
 import { queueHandle, serviceDatabase, type ServiceDatabase, startRedisServer, type TestRedis, waitUntil } from '../support/bus.js';
@@ -106,7 +107,8 @@ describe('MessageBus: retries and dead letters', () => {
     const server = await redis();
     const names = seedNames();
     const topology = new StaticTopology();
-    const catalog = bus({ service: names.catalog, redis: server.url, topology });
+    const metrics = new Registry();
+    const catalog = bus({ service: names.catalog, redis: server.url, topology, metrics });
     const attempts: number[] = [];
     const handled: string[] = [];
     catalog.on(
@@ -121,7 +123,7 @@ describe('MessageBus: retries and dead letters', () => {
       { attempts: 3, delayMs: 50, maxDelayMs: 200 },
     );
     await catalog.start();
-    const sender = bus({ service: names.inventory, redis: server.url, topology });
+    const sender = bus({ service: names.inventory, redis: server.url, topology, metrics });
     await sender.start();
 
     const poison = await sender.send(names.catalog, 'sku_set_availability', { sku: 'poison' });
@@ -145,6 +147,13 @@ describe('MessageBus: retries and dead letters', () => {
     const queue = queueHandle(serviceQueue(names.catalog), server.url);
     cleanups.push(() => queue.close());
     expect(await queue.getJobState(poison.id)).toBe('completed');
+
+    const values = async (name: string) => (await metrics.getSingleMetric(name)?.get())?.values ?? [];
+    const outcomes = Object.fromEntries((await values('portico_messages_processed_total')).map((v) => [v.labels.outcome, v.value]));
+    expect(outcomes).toEqual({ retried: 2, dead_lettered: 1, processed: 2 });
+    expect((await values('portico_messages_published_total')).map((v) => [v.labels.type, v.value])).toEqual([['sku_set_availability', 3]]);
+    const count = (await values('portico_message_processing_seconds')).find((v) => (v as { metricName?: string }).metricName === 'portico_message_processing_seconds_count');
+    expect(count?.value).toBe(5);
   });
 
   it('sends a malformed message straight to the dead-letter queue, and one of a type it has no handler for', async () => {

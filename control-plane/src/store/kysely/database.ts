@@ -61,6 +61,14 @@ export interface GatewayRoutesTable {
   updated_at: Int8;
 }
 
+/** Which service consumes which message types, one row per pair (migration `0004_message_topology`). */
+export interface TopologySubscriptionsTable {
+  service: string;
+  message_type: string;
+  /** Epoch milliseconds: when the service's current set was declared. */
+  declared_at: Int8;
+}
+
 /** The schema the kysely adapters query, as of the latest migration. */
 export interface Database {
   tokens: TokensTable;
@@ -68,6 +76,7 @@ export interface Database {
   registry_instances: RegistryInstancesTable;
   registry_state: RegistryStateTable;
   gateway_routes: GatewayRoutesTable;
+  topology_subscriptions: TopologySubscriptionsTable;
 }
 
 export type TokenRow = Selectable<TokensTable>;

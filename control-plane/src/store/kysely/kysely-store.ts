@@ -1,12 +1,13 @@
 import { type Kysely, type Migrator, sql } from 'kysely';
 import { PorticoError } from '../../errors.js';
 import { appliedMigrationNames, createStoreMigrator, migrateToLatest } from '../migrations/store-migrations.js';
-import { type AuditRepository, type RegistryRepository, type RouteRepository, type Store, type StoreSession, type TokenRepository } from '../store.js';
+import { type AuditRepository, type RegistryRepository, type RouteRepository, type Store, type StoreSession, type TokenRepository, type TopologyRepository } from '../store.js';
 import { type Database } from './database.js';
 import { KyselyAuditRepository } from './kysely-audit-repository.js';
 import { KyselyRegistryRepository } from './kysely-registry-repository.js';
 import { KyselyRouteRepository } from './kysely-route-repository.js';
 import { KyselyTokenRepository } from './kysely-token-repository.js';
+import { KyselyTopologyRepository } from './kysely-topology-repository.js';
 import { mapStoreError } from './map-store-error.js';
 import { type RepositoryContext, type StoreDialect } from './repository-context.js';
 
@@ -35,6 +36,7 @@ export abstract class KyselyStore implements Store {
   readonly audit: AuditRepository;
   readonly registry: RegistryRepository;
   readonly routes: RouteRepository;
+  readonly topology: TopologyRepository;
 
   readonly #description: string;
   readonly #migrationSchema: string | undefined;
@@ -51,6 +53,7 @@ export abstract class KyselyStore implements Store {
     this.audit = session.audit;
     this.registry = session.registry;
     this.routes = session.routes;
+    this.topology = session.topology;
   }
 
   /** Create the `Kysely` instance over a new driver connection (or pool). Called once, by `start()`. */
@@ -187,6 +190,7 @@ export abstract class KyselyStore implements Store {
       audit: new KyselyAuditRepository(context),
       registry: new KyselyRegistryRepository(context),
       routes: new KyselyRouteRepository(context),
+      topology: new KyselyTopologyRepository(context),
     };
   }
 }

@@ -4,6 +4,7 @@ import { type StoreDialect } from '../kysely/repository-context.js';
 import { tokensAndAudit } from './0001-tokens-and-audit.js';
 import { registry } from './0002-registry.js';
 import { gatewayRoutes } from './0003-gateway-routes.js';
+import { messageTopology } from './0004-message-topology.js';
 
 /** Every migration, by name; kysely applies them in name order, each once. */
 function storeMigrations(dialect: StoreDialect): Record<string, Migration> {
@@ -11,6 +12,7 @@ function storeMigrations(dialect: StoreDialect): Record<string, Migration> {
     '0001_tokens_and_audit': tokensAndAudit(dialect),
     '0002_registry': registry(),
     '0003_gateway_routes': gatewayRoutes(),
+    '0004_message_topology': messageTopology(),
   };
 }
 

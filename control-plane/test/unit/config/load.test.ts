@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       consul: { addr: undefined, token: undefined },
       adminToken: undefined,
       samples: true,
+      env: 'development',
       logLevel: 'info',
       bodyLimit: 1_048_576,
       shutdownTimeoutMs: 10_000,
@@ -71,6 +72,7 @@ describe('loadConfig', () => {
       PORTICO_CONSUL_TOKEN: 'consul-acl',
       PORTICO_ADMIN_TOKEN: TOKEN,
       PORTICO_SAMPLES: 'no',
+      PORTICO_ENV: 'production',
       PORTICO_LOG_LEVEL: 'debug',
       PORTICO_BODY_LIMIT: '2048',
       PORTICO_SHUTDOWN_TIMEOUT: '1m30s',
@@ -91,6 +93,7 @@ describe('loadConfig', () => {
       consul: { addr: 'http://consul.internal:8500', token: 'consul-acl' },
       adminToken: TOKEN,
       samples: false,
+      env: 'production',
       logLevel: 'debug',
       bodyLimit: 2048,
       shutdownTimeoutMs: 90_000,
@@ -106,6 +109,11 @@ describe('loadConfig', () => {
   it('wants the gateway\'s certificate and key together', () => {
     expect(() => load({ PORTICO_GATEWAY_TLS_CERT: 'cert.pem' })).toThrow(/PORTICO_GATEWAY_TLS_KEY: must be set too when PORTICO_GATEWAY_TLS_CERT is set/);
     expect(() => load({ PORTICO_GATEWAY_TLS_KEY: 'key.pem' })).toThrow(/PORTICO_GATEWAY_TLS_CERT: must be set too/);
+  });
+
+  it('knows PORTICO_ENV: development (default) or production', () => {
+    expect(load({ PORTICO_ENV: 'production' }).env).toBe('production');
+    expect(() => load({ PORTICO_ENV: 'prod' })).toThrow(/PORTICO_ENV: must be one of development, production, got "prod"/);
   });
 
   it('keeps an absolute data directory as it is', () => {
