@@ -10,6 +10,7 @@ import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
 import { addDeliveries } from './deliveries.js';
 import { createEnvelope, type Envelope, type MessageKind, parseEnvelope } from './envelope.js';
+import { Inbox } from './inbox.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { BACKOFF_TYPE, deadLetterQueue, serviceQueue } from './queues.js';
 import { type TopologySource } from './topology.js';
@@ -107,6 +108,7 @@ export class MessageBus {
   readonly #deadLetters: Queue;
   readonly #queue: Queue;
   readonly #metrics: BusMetrics | undefined;
+  readonly #inbox: Inbox | undefined;
   #worker: Worker | undefined;
   #workerConnection: Redis | undefined;
   #relay: OutboxRelay | undefined;
@@ -121,6 +123,7 @@ export class MessageBus {
     this.#logger = options.logger ?? silentLogger;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#metrics = options.metrics === undefined ? undefined : new BusMetrics(options.metrics);
+    this.#inbox = options.database === undefined ? undefined : new Inbox(options.database);
     // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
     this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.#producer.on('error', () => undefined);
@@ -332,25 +335,15 @@ export class MessageBus {
 
 
   /**
-   * Run the handler; with a database, in one transaction with the inbox row, and not at all for a
-   * message already applied. Returns false for such a duplicate.
+   * Run the handler; with a database, through the inbox (in a transaction with the inbox row, and not
+   * at all for a message already applied). Returns false for such a duplicate.
    */
   async #apply(envelope: Envelope, handler: MessageHandler, attempt: number): Promise<boolean> {
-    const { database } = this.#options;
-    if (database === undefined) {
+    if (this.#inbox === undefined) {
       await handler(envelope, { trx: undefined, attempt, queue: this.#queueName });
       return true;
     }
-    return database.transaction().execute(async (trx) => {
-      const inserted = await busTables(trx)
-        .insertInto('portico_inbox')
-        .values({ message_id: envelope.id, type: envelope.type, processed_at: storedTime() })
-        .onConflict((conflict) => conflict.column('message_id').doNothing())
-        .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return false;
-      await handler(envelope, { trx, attempt, queue: this.#queueName });
-      return true;
-    });
+    return this.#inbox.apply(envelope, async (trx) => handler(envelope, { trx, attempt, queue: this.#queueName }));
   }
 
   /** Move a message to the dead-letter queue, keeping its job id (so doing it twice keeps one). */

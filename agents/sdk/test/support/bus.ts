@@ -31,6 +31,8 @@ export async function serviceDatabase(name: string, dir?: string): Promise<Servi
   const file = join(at, `${name}.sqlite`);
   const sqlite = new Database(file);
   sqlite.pragma('journal_mode = WAL');
+  // What a service on SQLite runs with: WAL commits without an fsync each (durable across a crash of the process).
+  sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<ServiceTables>({ dialect: new SqliteDialect({ database: sqlite }) });
   await db.schema
