@@ -1,4 +1,4 @@
-import { type Kysely, type Transaction } from 'kysely';
+import { type Transaction } from 'kysely';
 import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
 import { type Envelope } from './envelope.js';
 
@@ -20,10 +20,10 @@ const GROUP_LIMIT = 100;
  * Applies messages at most once, with the service's own database: each message's handler runs in a
  * transaction that also records its id in `portico_inbox`, and a message whose id is there already is
  * skipped. Deliveries that arrive together (a worker handles up to its concurrency at once) are
- * applied in one transaction, each behind a savepoint: a handler that throws rolls back only its own
- * message, and one commit covers the group. Nothing is reported applied before the commit, so a
- * message is acknowledged to BullMQ only once its effect is durable. Handlers of one group run one
- * after another.
+ * applied in one transaction with one inbox statement and one commit; if a handler throws, the group
+ * is rolled back and each of its messages applied alone, so a failure fails only its own message.
+ * Nothing is reported applied before its commit, so a message is acknowledged to BullMQ only once its
+ * effect is durable. Handlers of one group run one after another.
  */
 export class Inbox {
   readonly #db: BusDatabase;
@@ -54,44 +54,69 @@ export class Inbox {
     this.#flushing = false;
   }
 
+  /**
+   * One transaction for the group: the ids not seen before are recorded with one INSERT … RETURNING,
+   * then their handlers run. If every handler succeeds, one commit applies them all. If one throws,
+   * the group is rolled back and each message is applied again in a transaction of its own, so only
+   * the failing one fails (its companions' handlers run twice; only the second run commits).
+   */
   async #applyGroup(group: Pending[]): Promise<void> {
-    const outcomes: ({ applied: boolean } | { error: unknown })[] = [];
-    try {
-      const trx = await (this.#db as Kysely<unknown>).startTransaction().execute();
-      try {
-        for (const [i, pending] of group.entries()) {
-          const savepoint = `m${i}`;
-          const inner = await trx.savepoint(savepoint).execute();
-          try {
-            const inserted = await busTables(inner)
-              .insertInto('portico_inbox')
-              .values({ message_id: pending.envelope.id, type: pending.envelope.type, processed_at: storedTime() })
-              .onConflict((conflict) => conflict.column('message_id').doNothing())
-              .executeTakeFirst();
-            const applied = Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0;
-            if (applied) await pending.work(inner);
-            await inner.releaseSavepoint(savepoint).execute();
-            outcomes.push({ applied });
-          } catch (error) {
-            await inner.rollbackToSavepoint(savepoint).execute();
-            await inner.releaseSavepoint(savepoint).execute();
-            outcomes.push({ error });
-          }
-        }
-        await trx.commit().execute();
-      } catch (error) {
-        await trx.rollback().execute().catch(() => undefined);
-        throw error;
-      }
-    } catch (error) {
-      // The transaction itself failed (the database, not a handler): none of the group was applied.
-      for (const pending of group) pending.reject(error);
+    if (group.length === 1) {
+      await this.#applyAlone(group[0] as Pending);
       return;
     }
-    group.forEach((pending, i) => {
-      const outcome = outcomes[i] as { applied: boolean } | { error: unknown };
-      if ('error' in outcome) pending.reject(outcome.error);
-      else pending.resolve(outcome.applied);
-    });
+    let results: boolean[];
+    try {
+      results = await this.#db.transaction().execute(async (trx) => {
+        const fresh = await this.#record(trx, group);
+        const applied: boolean[] = [];
+        for (const pending of group) {
+          // An id twice in one group: the first runs it.
+          const first = fresh.delete(pending.envelope.id);
+          if (first) await pending.work(trx);
+          applied.push(first);
+        }
+        return applied;
+      });
+    } catch {
+      // A handler threw (or the database did): one transaction each, so only that message fails.
+      for (const pending of group) await this.#applyAlone(pending);
+      return;
+    }
+    group.forEach((pending, i) => pending.resolve(results[i] as boolean));
+  }
+
+  async #applyAlone(pending: Pending): Promise<void> {
+    try {
+      const applied = await this.#db.transaction().execute(async (trx) => {
+        const fresh = await this.#record(trx, [pending]);
+        if (fresh.size === 0) return false;
+        await pending.work(trx);
+        return true;
+      });
+      pending.resolve(applied);
+    } catch (error) {
+      pending.reject(error);
+    }
+  }
+
+  /** Record the group's ids in the inbox; returns those that were not there (the messages to apply). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the service's own schema
+  async #record(trx: Transaction<any>, group: readonly Pending[]): Promise<Set<string>> {
+    const now = storedTime();
+    const seen = new Set<string>();
+    const rows = [];
+    for (const { envelope } of group) {
+      if (seen.has(envelope.id)) continue;
+      seen.add(envelope.id);
+      rows.push({ message_id: envelope.id, type: envelope.type, processed_at: now });
+    }
+    const inserted = await busTables(trx)
+      .insertInto('portico_inbox')
+      .values(rows)
+      .onConflict((conflict) => conflict.column('message_id').doNothing())
+      .returning('message_id')
+      .execute();
+    return new Set(inserted.map((row) => row.message_id));
   }
 }

@@ -1,4 +1,4 @@
-import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
+import { FlowProducer, type Job, MetricsTime, Queue, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { type Registry } from 'prom-client';
 import { type Kysely, type Transaction } from 'kysely';
@@ -282,6 +282,8 @@ export class MessageBus {
       lockDuration: this.#options.lockDurationMs ?? 30_000,
       stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
       maxStalledCount: MAX_STALLED,
+      // BullMQ's per-minute completed/failed counts, which the control plane's queue view reads as rates.
+      metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
       settings: {
         backoffStrategy: (attemptsMade, type, _error, job) => {
           if (type !== BACKOFF_TYPE) return 0;
