@@ -60,16 +60,18 @@ export class ControlPlane {
   readonly adminToken = `agents-test-${randomBytes(24).toString('hex')}`;
   process!: RunningProcess;
   #logLevel = 'warn';
+  #redisUrl: string | undefined;
 
   private constructor(
     readonly port: number,
     readonly dataDir: string,
   ) {}
 
-  /** `logLevel` info makes it print "control plane listening", the moment a restart counts from. */
-  static async start(options: { logLevel?: string } = {}): Promise<ControlPlane> {
+  /** `logLevel` info makes it print "control plane listening", the moment a restart counts from; `redisUrl`: its Redis (default: the shared one). */
+  static async start(options: { logLevel?: string; redisUrl?: string } = {}): Promise<ControlPlane> {
     const controlPlane = new ControlPlane(await freePort(), await mkdtemp(join(tmpdir(), 'portico-agents-')));
     controlPlane.#logLevel = options.logLevel ?? 'warn';
+    controlPlane.#redisUrl = options.redisUrl;
     await controlPlane.#launch();
     return controlPlane;
   }
@@ -79,7 +81,13 @@ export class ControlPlane {
   }
 
   async #launch(): Promise<void> {
-    this.process = runControlPlane({ PORTICO_PORT: String(this.port), PORTICO_DATA_DIR: this.dataDir, PORTICO_ADMIN_TOKEN: this.adminToken, PORTICO_LOG_LEVEL: this.#logLevel });
+    this.process = runControlPlane({
+      PORTICO_PORT: String(this.port),
+      PORTICO_DATA_DIR: this.dataDir,
+      PORTICO_ADMIN_TOKEN: this.adminToken,
+      PORTICO_LOG_LEVEL: this.#logLevel,
+      ...(this.#redisUrl === undefined ? {} : { PORTICO_REDIS_URL: this.#redisUrl }),
+    });
     await waitForHttp(`${this.url}/healthz`, 30_000);
   }
 
