@@ -1,34 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEnvelope, MessageBus, serviceQueue, StaticTopology } from '../../src/index.js';
-import { queueHandle, serviceDatabase, type ServiceDatabase, startRedisServer, type TestRedis, waitUntil } from '../support/bus.js';
+import { queueHandle, type ServiceDatabase, startRedisServer, useTestResources, waitUntil } from '../support/bus.js';
 import { run, type RunningProcess } from '../support/portico.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function redis(options: Parameters<typeof startRedisServer>[0] = {}): Promise<TestRedis> {
-  const server = await startRedisServer(options);
-  cleanups.push(() => server.stop());
-  return server;
-}
-
-async function database(name: string, dir?: string): Promise<ServiceDatabase> {
-  const db = await serviceDatabase(name, dir);
-  cleanups.push(() => db.close());
-  return db;
-}
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'portico-bus-faults-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const resources = useTestResources();
+const { redis, database, tempDir } = resources;
 
 const countEffects = async (db: ServiceDatabase['db'], messageId?: string) => {
   let query = db.selectFrom('effects').select((eb) => eb.fn.countAll<number>().as('n'));
@@ -53,7 +31,7 @@ describe('MessageBus under faults', () => {
         await trx?.insertInto('effects').values({ message_id: message.id, service, type: message.type, applied_at: new Date().toISOString() }).execute();
       });
       await bus.start();
-      cleanups.push(() => bus.close());
+      resources.add(() => bus.close());
       buses.push(bus);
     }
     const publisher = buses[0] as MessageBus;
@@ -71,8 +49,8 @@ describe('MessageBus under faults', () => {
       killedAt = Date.now();
       await new Promise((resolve) => setTimeout(resolve, 10_000));
       const again = await startRedisServer({ port: server.port, dir, appendOnly: true });
-      // Stopped after the buses (cleanups run last-in first-out).
-      cleanups.unshift(() => again.stop());
+      // Stopped after the buses.
+      resources.add(() => again.stop(), { last: true });
       restartedAt = Date.now();
     })();
     for (let i = 0; i < 10_000; i++) {
@@ -118,13 +96,13 @@ describe('MessageBus under faults', () => {
         cwd: join(import.meta.dirname, '..', '..'),
         env: { ...process.env, REDIS_URL: server.url, SERVICE: service, DB_DIR: dir, MODE: mode, LOCK_MS: '1000' },
       });
-      cleanups.push(() => child.stop('SIGKILL'));
+      resources.add(() => child.stop('SIGKILL'));
       return child;
     };
     const first = start('slow');
     await first.waitForOutput(/ready/, 20_000);
     const sender = new MessageBus({ service: `inventory-${randomUUID().slice(0, 8)}`, redis: server.url, topology: new StaticTopology() });
-    cleanups.push(() => sender.close());
+    resources.add(() => sender.close());
     await sender.start();
     const message = await sender.send(service, 'sku_set_availability', { sku: 'sku-1', available: false });
     await first.waitForOutput(new RegExp(`handling ${message.id} 1`), 20_000);
@@ -135,7 +113,7 @@ describe('MessageBus under faults', () => {
     await second.waitForOutput(new RegExp(`handling ${message.id}`), 20_000);
     const redeliveredAfter = Date.now() - killedAt;
     const queue = queueHandle(serviceQueue(service), server.url);
-    cleanups.push(() => queue.close());
+    resources.add(() => queue.close());
     await waitUntil('the job to complete', async () => (await queue.getJobState(message.id)) === 'completed');
     await second.stop('SIGTERM');
 
@@ -156,10 +134,10 @@ describe('MessageBus under faults', () => {
       await trx?.insertInto('effects').values({ message_id: message.id, service, type: message.type, applied_at: new Date().toISOString() }).execute();
     });
     await bus.start();
-    cleanups.push(() => bus.close());
+    resources.add(() => bus.close());
     const envelope = createEnvelope({ kind: 'command', type: 'sku_set_availability', source: 'inventory', payload: { sku: 'sku-1' } });
     const queue = queueHandle(serviceQueue(service), server.url);
-    cleanups.push(() => queue.close());
+    resources.add(() => queue.close());
     await queue.add(envelope.type, envelope, { jobId: envelope.id });
     await waitUntil('the first delivery', async () => (await queue.getJobState(envelope.id)) === 'completed');
     await queue.add(envelope.type, envelope, { jobId: `${envelope.id}-replay-1` });

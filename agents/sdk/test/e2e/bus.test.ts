@@ -1,30 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/index.js';
-import { queueHandle, serviceDatabase, type ServiceDatabase, startRedisServer, type TestRedis, waitUntil } from '../support/bus.js';
+import { queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function redis(options: Parameters<typeof startRedisServer>[0] = {}): Promise<TestRedis> {
-  const server = await startRedisServer(options);
-  cleanups.push(() => server.stop());
-  return server;
-}
-
-async function database(name: string): Promise<ServiceDatabase> {
-  const db = await serviceDatabase(name);
-  cleanups.push(() => db.close());
-  return db;
-}
+const resources = useTestResources();
+const { redis, database } = resources;
 
 function bus(options: MessageBusOptions): MessageBus {
   const created = new MessageBus(options);
-  cleanups.push(() => created.close());
+  resources.add(() => created.close());
   return created;
 }
 
@@ -74,7 +60,7 @@ describe('MessageBus: choreography and orchestration', () => {
 
       // The job id is the message id: sending the same envelope again adds nothing.
       const queue = queueHandle(serviceQueue(names.catalog), server.url);
-      cleanups.push(() => queue.close());
+      resources.add(() => queue.close());
       const job = await queue.getJob(event.id);
       expect(job?.name).toBe(names.availabilityChanged);
       expect(job?.data).toEqual(event);
@@ -96,7 +82,7 @@ describe('MessageBus: choreography and orchestration', () => {
     const again = await redis({ port });
     for (const service of [names.inventory, names.catalog, names.user]) {
       const queue = queueHandle(serviceQueue(service), again.url);
-      cleanups.push(() => queue.close());
+      resources.add(() => queue.close());
       expect(await queue.getJobCountByTypes('waiting', 'active', 'delayed', 'completed', 'failed')).toBe(0);
     }
   });
@@ -129,7 +115,7 @@ describe('MessageBus: retries and dead letters', () => {
     const poison = await sender.send(names.catalog, 'sku_set_availability', { sku: 'poison' });
     await sender.send(names.catalog, 'sku_set_availability', { sku: 'fine-1' });
     const dlq = queueHandle(deadLetterQueue(serviceQueue(names.catalog)), server.url);
-    cleanups.push(() => dlq.close());
+    resources.add(() => dlq.close());
     await waitUntil('the dead letter', async () => (await dlq.getJob(poison.id)) !== undefined);
     await sender.send(names.catalog, 'sku_set_availability', { sku: 'fine-2' });
     await waitUntil('the messages after it', () => handled.length === 2);
@@ -145,7 +131,7 @@ describe('MessageBus: retries and dead letters', () => {
     ]);
     // The original job is done with (completed), not left failing in the queue.
     const queue = queueHandle(serviceQueue(names.catalog), server.url);
-    cleanups.push(() => queue.close());
+    resources.add(() => queue.close());
     expect(await queue.getJobState(poison.id)).toBe('completed');
 
     const values = async (name: string) => (await metrics.getSingleMetric(name)?.get())?.values ?? [];
@@ -164,7 +150,7 @@ describe('MessageBus: retries and dead letters', () => {
     catalog.on('sku_set_availability', (message: Envelope<{ sku: string }>) => void handled.push(message.payload.sku));
     await catalog.start();
     const queue = queueHandle(serviceQueue(names.catalog), server.url);
-    cleanups.push(() => queue.close());
+    resources.add(() => queue.close());
     await queue.add('sku_set_availability', { hello: 'not an envelope' }, { jobId: 'garbage-1', attempts: 5 });
     const sender = bus({ service: names.inventory, redis: server.url, topology: new StaticTopology() });
     await sender.start();
@@ -172,7 +158,7 @@ describe('MessageBus: retries and dead letters', () => {
     await sender.send(names.catalog, 'sku_set_availability', { sku: 'after' });
 
     const dlq = queueHandle(deadLetterQueue(serviceQueue(names.catalog)), server.url);
-    cleanups.push(() => dlq.close());
+    resources.add(() => dlq.close());
     await waitUntil('both dead letters and the good message', async () => handled.length === 1 && (await dlq.getJobCounts('waiting')).waiting === 2);
     const malformed = (await dlq.getJob('garbage-1'))?.data as DeadLetter;
     expect(malformed).toMatchObject({ reason: 'malformed', attempts: 1, raw: { hello: 'not an envelope' } });

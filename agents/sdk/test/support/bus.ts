@@ -9,8 +9,10 @@ import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Kysely, SqliteDialect } from 'kysely';
+import { afterEach } from 'vitest';
+import { startRedisServer, type TestRedis } from '../../../../control-plane/test/support/redis-server.js';
 
-export { startRedisServer, type TestRedis } from '../../../../control-plane/test/support/redis-server.js';
+export { startRedisServer, type TestRedis };
 
 /** A service's tables besides the bus's: the effects its handlers apply. */
 export interface ServiceTables {
@@ -81,4 +83,46 @@ export function queueHandle(name: string, url: string): Queue {
     connection.disconnect();
   };
   return queue;
+}
+
+/** What a test opened, closed after it, last first; with helpers that open and register in one step. */
+export interface TestResources {
+  /** Run `close` after the test, before what was added earlier (`last`: after everything). */
+  add: (close: () => Promise<unknown>, options?: { last?: boolean }) => void;
+  /** A `redis-server` of the test's own (see `startRedisServer`), stopped after the test. */
+  redis: (options?: Parameters<typeof startRedisServer>[0]) => Promise<TestRedis>;
+  /** A service database (see `serviceDatabase`), closed after the test. */
+  database: (name: string, dir?: string) => Promise<ServiceDatabase>;
+  /** A temp directory, removed after the test. */
+  tempDir: () => Promise<string>;
+}
+
+/** Call at a test file's top level: each test's resources are released after it (an `afterEach`). */
+export function useTestResources(): TestResources {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  const add = (close: () => Promise<unknown>, options: { last?: boolean } = {}) => {
+    if (options.last === true) cleanups.unshift(close);
+    else cleanups.push(close);
+  };
+  return {
+    add,
+    redis: async (options = {}) => {
+      const server = await startRedisServer(options);
+      add(() => server.stop());
+      return server;
+    },
+    database: async (name, dir) => {
+      const db = await serviceDatabase(name, dir);
+      add(() => db.close());
+      return db;
+    },
+    tempDir: async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'portico-bus-test-'));
+      add(() => rm(dir, { recursive: true, force: true }));
+      return dir;
+    },
+  };
 }
