@@ -9,7 +9,7 @@ import { BusMetrics, type ProcessOutcome } from './bus-metrics.js';
 import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-tables.js';
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
 import { addDeliveries } from './deliveries.js';
-import { createEnvelope, type Envelope, type MessageKind, parseEnvelope } from './envelope.js';
+import { createEnvelope, type Envelope, MESSAGE_TYPE_PATTERN, type MessageKind, parseEnvelope, SERVICE_NAME_PATTERN } from './envelope.js';
 import { Inbox } from './inbox.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { BACKOFF_TYPE, deadLetterQueue, serviceQueue } from './queues.js';
@@ -116,7 +116,9 @@ export class MessageBus {
   #started = false;
   #closed = false;
 
+  /** @throws AgentError `PORTICO_ERR_BUS_INVALID_MESSAGE` when `service` is not a valid service name. */
   constructor(options: MessageBusOptions) {
+    if (!SERVICE_NAME_PATTERN.test(options.service)) throw invalid(`"${options.service}" is not a valid service name: letters, digits, "_", "." and "-", up to 63.`);
     this.#options = options;
     this.#service = options.service;
     this.#queueName = serviceQueue(options.service);
@@ -144,12 +146,18 @@ export class MessageBus {
     return this.#queueName;
   }
 
-  /** Handle messages of `type` (an event this service subscribes to, or a command it accepts). Before `start`. */
+  /**
+   * Handle messages of `type` (an event this service subscribes to, or a command it accepts). Before `start`.
+   * @throws AgentError `PORTICO_ERR_BUS_INVALID_MESSAGE` for a type a message cannot have, or a retry policy without at least one attempt.
+   */
   on<P = unknown>(type: string, handler: MessageHandler<P>, retry?: Partial<RetryPolicy>): this {
     if (this.#started) throw new AgentError(`"${type}": handlers are registered before the bus starts`, { kind: 'invalid_options', code: 'PORTICO_ERR_AGENT_INVALID_OPTIONS' });
-    // Validates the name as an envelope would.
-    createEnvelope({ kind: 'event', type, source: this.#service, payload: null });
-    this.#handlers.set(type, { handler: handler as MessageHandler, retry: { ...this.#retry, ...retry } });
+    if (!MESSAGE_TYPE_PATTERN.test(type)) throw invalid(`"${type}" is not a valid message type: letters, digits, ".", "_" and "-", up to 128.`);
+    const policy = { ...this.#retry, ...retry };
+    if (!(Number.isInteger(policy.attempts) && policy.attempts >= 1 && policy.delayMs >= 0 && policy.maxDelayMs >= policy.delayMs)) {
+      throw invalid(`"${type}": a retry policy needs attempts ≥ 1 and 0 ≤ delayMs ≤ maxDelayMs (got ${JSON.stringify(policy)}).`);
+    }
+    this.#handlers.set(type, { handler: handler as MessageHandler, retry: policy });
     return this;
   }
 
@@ -379,6 +387,10 @@ export class MessageBus {
     await this.#deadLetters.add(parsed.ok ? parsed.envelope.type : 'malformed', letter, { jobId, removeOnComplete: false, removeOnFail: false });
     this.#logger.warn({ queue: this.#queueName, jobId, reason, attempts, err: error }, 'a message was moved to the dead-letter queue');
   }
+}
+
+function invalid(message: string): AgentError {
+  return new AgentError(message, { kind: 'invalid_options', code: 'PORTICO_ERR_BUS_INVALID_MESSAGE' });
 }
 
 function connect(redis: string | RedisOptions, overrides: RedisOptions): Redis {
