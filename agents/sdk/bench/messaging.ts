@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { MessageBus, StaticTopology } from '../src/index.js';
+import { MessageBus, StaticTopology } from '../src/bus/index.js';
 import { serviceDatabase, startRedisServer } from '../test/support/bus.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);

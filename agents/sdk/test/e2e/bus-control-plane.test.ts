@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ControlPlaneTopology, type Envelope, MessageBus, serviceQueue } from '../../src/index.js';
+import { ControlPlaneTopology, type Envelope, MessageBus, serviceQueue } from '../../src/bus/index.js';
 import { startRedisServer, waitUntil } from '../support/bus.js';
 import { ControlPlane } from '../support/portico.js';
 

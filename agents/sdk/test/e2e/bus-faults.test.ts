@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createEnvelope, MessageBus, serviceQueue, StaticTopology } from '../../src/index.js';
+import { createEnvelope, MessageBus, serviceQueue, StaticTopology } from '../../src/bus/index.js';
 import { queueHandle, type ServiceDatabase, startRedisServer, useTestResources, waitUntil } from '../support/bus.js';
 import { run, type RunningProcess } from '../support/portico.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/index.js';
+import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/bus/index.js';
 import { queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */

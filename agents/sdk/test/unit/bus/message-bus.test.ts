@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MessageBus, StaticTopology } from '../../../src/index.js';
+import { MessageBus, StaticTopology } from '../../../src/bus/index.js';
 
 // Nothing here reaches Redis: the connections are lazy until a command, and `close` ends them.
 const options = { redis: { lazyConnect: true, host: '127.0.0.1', port: 1 }, topology: new StaticTopology() };
