@@ -4,6 +4,7 @@
 
 import { Redis } from 'ioredis';
 import { PorticoError } from '../errors.js';
+import { whenReady } from './redis-ready.js';
 
 const TIMEOUT_MS = 1_000;
 
@@ -46,11 +47,7 @@ export class RedisProbe {
     if (this.closed) throw this.unavailable('the probe is closed');
     const deadline = Date.now() + TIMEOUT_MS;
     try {
-      if (this.redis.status === 'wait') {
-        // The outcome is observed through 'ready' below; this promise's own rejection says nothing more.
-        this.redis.connect().catch(() => undefined);
-      }
-      if (this.redis.status !== 'ready') await this.readyBefore(deadline);
+      await whenReady(this.redis, deadline - Date.now());
       await withDeadline(this.redis.ping(), deadline);
     } catch (error) {
       throw this.unavailable(error instanceof Error ? error.message : String(error), error);
@@ -70,30 +67,6 @@ export class RedisProbe {
       }
     }
     this.redis.disconnect(false);
-  }
-
-  private readyBefore(deadline: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let lastError: unknown;
-      const onReady = (): void => {
-        cleanUp();
-        resolve();
-      };
-      const onError = (error: unknown): void => {
-        lastError = error;
-      };
-      const timer = setTimeout(() => {
-        cleanUp();
-        reject(lastError instanceof Error ? lastError : new Error(`no answer within ${TIMEOUT_MS} ms`));
-      }, Math.max(0, deadline - Date.now()));
-      const cleanUp = (): void => {
-        clearTimeout(timer);
-        this.redis.off('ready', onReady);
-        this.redis.off('error', onError);
-      };
-      this.redis.on('ready', onReady);
-      this.redis.on('error', onError);
-    });
   }
 
   private unavailable(reason: string, cause?: unknown): PorticoError {

@@ -8,6 +8,7 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_PREFIX } from '@portico/sdk/bus/queues';
 import { redactUrl } from '../broker/redis-probe.js';
+import { whenReady } from '../broker/redis-ready.js';
 import { PorticoError } from '../errors.js';
 
 /** How long an operation may wait for Redis to (re)connect before the caller gets a 503. */
@@ -61,7 +62,11 @@ export class BusConnection {
    */
   async run<T>(work: (redis: Redis) => Promise<T>): Promise<T> {
     if (this.#closed) throw this.#unavailable('the connection is closed');
-    await this.#ready();
+    try {
+      await whenReady(this.#redis, READY_TIMEOUT_MS);
+    } catch (error) {
+      throw this.#unavailable(error instanceof Error ? error.message : String(error), error);
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -113,33 +118,6 @@ export class BusConnection {
     } else {
       this.#redis.disconnect();
     }
-  }
-
-  #ready(): Promise<void> {
-    if (this.#redis.status === 'ready') return Promise.resolve();
-    // The outcome is observed through 'ready' below; the promise of connect() says nothing more.
-    if (this.#redis.status === 'wait') this.#redis.connect().catch(() => undefined);
-    return new Promise<void>((resolve, reject) => {
-      let lastError: unknown;
-      const onReady = (): void => {
-        cleanUp();
-        resolve();
-      };
-      const onError = (error: unknown): void => {
-        lastError = error;
-      };
-      const timer = setTimeout(() => {
-        cleanUp();
-        reject(this.#unavailable(lastError instanceof Error ? lastError.message : `not connected within ${READY_TIMEOUT_MS} ms`, lastError));
-      }, READY_TIMEOUT_MS);
-      const cleanUp = (): void => {
-        clearTimeout(timer);
-        this.#redis.off('ready', onReady);
-        this.#redis.off('error', onError);
-      };
-      this.#redis.on('ready', onReady);
-      this.#redis.on('error', onError);
-    });
   }
 
   /**

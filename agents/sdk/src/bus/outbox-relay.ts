@@ -93,8 +93,9 @@ export class OutboxRelay {
         await this.#sleep(delay);
         continue;
       }
-      if (sent === this.#options.batchSize) continue;
-      for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      // A full batch, or anyone waiting for the outbox to be found empty: read again at once.
+      if (sent === this.#options.batchSize || (sent > 0 && this.#idleWaiters.length > 0)) continue;
+      if (sent === 0) for (const resolve of this.#idleWaiters.splice(0)) resolve();
       await this.#prune();
       if (!this.#woken) await this.#sleep(this.#options.pollMs);
     }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ControlPlaneTopology, type Envelope, MessageBus, serviceQueue } from '../../src/bus/index.js';
-import { startRedisServer, waitUntil } from '../support/bus.js';
+import { useTestResources, waitUntil } from '../support/bus.js';
 import { ControlPlane } from '../support/portico.js';
 
 /** The parts of the admin API's answers this test reads. */
@@ -22,30 +22,26 @@ interface QueueView {
   consumers: number;
 }
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const resources = useTestResources();
 
 describe('MessageBus with a control plane', () => {
   it('declares what it consumes, follows the topology live, dead-letters a poison event, and handles it once an operator replays it', { timeout: 90_000 }, async () => {
-    const redis = await startRedisServer();
-    cleanups.push(() => redis.stop());
+    const redis = await resources.redis();
     const controlPlane = await ControlPlane.start({ redisUrl: redis.url });
-    cleanups.push(() => controlPlane.close());
+    resources.add(() => controlPlane.close());
     const suffix = randomUUID().slice(0, 8);
     const [inventory, catalog] = [`inventory-${suffix}`, `catalog-${suffix}`];
     const type = 'product.availability_changed';
     const token = await controlPlane.agentToken([inventory, catalog]);
     const topology = () => {
       const created = new ControlPlaneTopology({ controlPlane: controlPlane.url, token: token.secret });
-      cleanups.push(() => created.close());
+      resources.add(() => created.close());
       return created;
     };
 
     // The publisher starts first: it learns of catalog's subscription from the topology's event stream.
     const publisher = new MessageBus({ service: inventory, redis: redis.url, topology: topology() });
-    cleanups.push(() => publisher.close());
+    resources.add(() => publisher.close());
     await publisher.start();
 
     let healed = false;
@@ -59,7 +55,7 @@ describe('MessageBus with a control plane', () => {
       },
       { attempts: 2, delayMs: 50, maxDelayMs: 100 },
     );
-    cleanups.push(() => consumer.close());
+    resources.add(() => consumer.close());
     await consumer.start();
 
     const topologyRead = await waitFor(async () => (await controlPlane.api('topology')).body as TopologyBody, (body) => body.types[type]?.includes(catalog) === true);

@@ -5,22 +5,11 @@ import { createEnvelope, type Envelope } from '@portico/sdk/bus/envelope';
 import { deadLetterQueue, serviceQueue } from '@portico/sdk/bus/queues';
 import { type Job, Queue, Worker } from 'bullmq';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type JobView } from '../../../src/messaging/queue-admin.js';
 import { redisServerInstalled, startRedisServer } from '../../support/redis-server.js';
 import { bearer, createTestApp, useTestApp } from '../../support/test-app.js';
 
 const canKillRedis = await redisServerInstalled();
-
-interface JobView {
-  id: string;
-  name: string;
-  state: string;
-  data: unknown;
-  attemptsMade: number;
-  failedReason: string | null;
-  createdAt: string;
-  processedAt: string | null;
-  finishedAt: string | null;
-}
 
 describe('/api/v1/queues and /api/v1/messages over real BullMQ queues', () => {
   const t = useTestApp();
