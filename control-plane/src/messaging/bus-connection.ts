@@ -4,7 +4,7 @@
  * consume jobs directly; this connection only looks and acts on an operator's request.
  */
 
-import { FlowProducer, Queue } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { QUEUE_PREFIX } from '@portico/sdk/bus/queues';
 import { redactUrl } from '../broker/redis-probe.js';
@@ -24,7 +24,7 @@ export interface BusConnectionOptions {
 }
 
 /**
- * One Redis connection shared by every BullMQ `Queue` and the `FlowProducer` the control plane uses.
+ * One Redis connection shared by every BullMQ `Queue` the control plane uses.
  *
  * It fails fast rather than queueing: no offline queue, one retry per command, a bounded wait for a
  * reconnection, and a bound on each operation, so that while Redis is down every call rejects within
@@ -35,7 +35,6 @@ export class BusConnection {
   readonly #url: string;
   readonly #redis: Redis;
   readonly #queues = new Map<string, Queue>();
-  #flow: FlowProducer | undefined;
   #closed = false;
 
   constructor(options: BusConnectionOptions) {
@@ -54,7 +53,7 @@ export class BusConnection {
 
   /**
    * Run `work` once Redis answers, with the raw client (for key scans) and the BullMQ objects from
-   * `queue`/`flowProducer`.
+   * `queue`.
    *
    * @throws PorticoError `PORTICO_ERR_MESSAGING_UNAVAILABLE` when Redis is not connected within about a
    *   second, or a command fails for want of a connection, or the work takes longer than a few seconds
@@ -94,22 +93,12 @@ export class BusConnection {
     return queue;
   }
 
-  /** The one `FlowProducer` messages are added through (`addDeliveries`). Use inside `run`. */
-  flowProducer(): FlowProducer {
-    if (this.#flow === undefined) {
-      this.#flow = new FlowProducer({ connection: this.#redis, prefix: QUEUE_PREFIX, skipVersionCheck: true });
-      this.#flow.on('error', () => undefined);
-    }
-    return this.#flow;
-  }
-
   /** Close the BullMQ objects and the connection. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const parts: Array<Queue | FlowProducer> = [...this.#queues.values(), ...(this.#flow === undefined ? [] : [this.#flow])];
+    const parts = [...this.#queues.values()];
     this.#queues.clear();
-    this.#flow = undefined;
     // Over a shared connection closing them releases nothing but listeners; one stuck initialising
     // while Redis is away would never settle, so they are not waited for.
     for (const part of parts) void part.close().catch(() => undefined);
@@ -130,8 +119,6 @@ export class BusConnection {
     // BullMQ objects made while Redis was away may be stuck initialising: make them again next time.
     for (const queue of this.#queues.values()) void queue.close().catch(() => undefined);
     this.#queues.clear();
-    if (this.#flow !== undefined) void this.#flow.close().catch(() => undefined);
-    this.#flow = undefined;
     return this.#unavailable(error instanceof Error ? error.message : String(error), error);
   }
 

@@ -29,7 +29,7 @@ export interface MessagePublisherOptions {
 
 /**
  * Messages an operator sends by hand (`POST /api/v1/messages`), exactly as a service would: one envelope
- * (source `portico`), added through one `FlowProducer` with the SDK's `addDeliveries`, so an event
+ * (source `portico`), added in one Redis transaction with the SDK's `addDeliveries`, so an event
  * reaches every subscriber's queue or none.
  */
 export class MessagePublisher {
@@ -79,7 +79,7 @@ export class MessagePublisher {
         }
       }
       const deliveries: Delivery[] = queues.map((queue) => ({ queue, envelope }));
-      await addDeliveries(this.#bus.flowProducer(), deliveries);
+      await addDeliveries((name) => this.#bus.queue(name), deliveries);
     });
     await this.#audit.append({
       actorId: actor.id,

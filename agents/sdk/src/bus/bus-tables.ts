@@ -4,8 +4,9 @@ import { type Kysely, sql } from 'kysely';
  * The bus's two tables in a service's own database (SQLite or PostgreSQL, through kysely), so they are
  * written in the same transactions as the service's own data:
  *
- *   portico_outbox  a message published or sent inside a transaction; the relay adds it to Redis and
- *                   marks it sent. UUIDv7 ids sort by creation, so the relay sends in order.
+ *   portico_outbox  a message published or sent inside a transaction, until the relay has added it to
+ *                   Redis and deleted it. UUIDv7 ids sort by creation, so the relay sends in order; the
+ *                   table holds only what is still to send, so reading it in id order needs no other index.
  *   portico_inbox   the id of every message whose handler committed: a redelivery finds it and is skipped.
  */
 export interface BusTables {
@@ -19,9 +20,6 @@ export interface BusTables {
     /** The envelope, JSON. */
     envelope: string;
     created_at: string;
-    sent_at: string | null;
-    attempts: number;
-    last_error: string | null;
   };
   portico_inbox: {
     message_id: string;
@@ -46,11 +44,7 @@ export async function ensureBusTables(db: BusDatabase): Promise<void> {
     .addColumn('target', 'varchar(63)')
     .addColumn('envelope', 'text', (col) => col.notNull())
     .addColumn('created_at', 'varchar(32)', (col) => col.notNull())
-    .addColumn('sent_at', 'varchar(32)')
-    .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
-    .addColumn('last_error', 'text')
     .execute();
-  await tables.schema.createIndex('portico_outbox_unsent').ifNotExists().on('portico_outbox').columns(['sent_at', 'id']).execute();
   await tables.schema
     .createTable('portico_inbox')
     .ifNotExists()

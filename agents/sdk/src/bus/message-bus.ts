@@ -1,7 +1,7 @@
-import { FlowProducer, type Job, MetricsTime, Queue, Worker } from 'bullmq';
+import { type Job, MetricsTime, Queue, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { type Registry } from 'prom-client';
-import { type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import { AgentError } from '../agent-error.js';
 import { Backoff } from '../backoff.js';
 import { type Logger, silentLogger } from '../logger.js';
@@ -104,7 +104,8 @@ export class MessageBus {
   readonly #handlers = new Map<string, { handler: MessageHandler; retry: RetryPolicy }>();
   readonly #retry: RetryPolicy;
   readonly #producer: Redis;
-  readonly #flow: FlowProducer;
+  /** The queues this service adds messages to (its own, its dead letters', other services'), by name, over the producer connection. */
+  readonly #queues = new Map<string, Queue>();
   readonly #deadLetters: Queue;
   readonly #queue: Queue;
   readonly #metrics: BusMetrics | undefined;
@@ -113,6 +114,8 @@ export class MessageBus {
   #workerConnection: Redis | undefined;
   #relay: OutboxRelay | undefined;
   #declaring: Promise<void> | undefined;
+  /** The outbox's INSERT, built once: kysely's query building costs as much as SQLite's insert itself. */
+  #outboxInsert: string | undefined;
   #started = false;
   #closed = false;
 
@@ -129,12 +132,8 @@ export class MessageBus {
     // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
     this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.#producer.on('error', () => undefined);
-    this.#flow = new FlowProducer({ connection: this.#producer });
-    this.#flow.on('error', () => undefined);
-    this.#deadLetters = new Queue(deadLetterQueue(this.#queueName), { connection: this.#producer });
-    this.#deadLetters.on('error', () => undefined);
-    this.#queue = new Queue(this.#queueName, { connection: this.#producer });
-    this.#queue.on('error', () => undefined);
+    this.#deadLetters = this.#queueFor(deadLetterQueue(this.#queueName));
+    this.#queue = this.#queueFor(this.#queueName);
   }
 
   get service(): string {
@@ -170,7 +169,7 @@ export class MessageBus {
       await ensureBusTables(database);
       this.#relay = new OutboxRelay({
         db: database,
-        flow: this.#flow,
+        queueFor: this.#queueFor,
         topology: this.#options.topology,
         logger: this.#logger,
         ...this.#options.relay,
@@ -214,7 +213,7 @@ export class MessageBus {
       await this.#worker?.close();
       await this.#relay?.close();
       await this.#declaring;
-      await Promise.allSettled([this.#flow.close(), this.#deadLetters.close(), this.#queue.close()]);
+      await Promise.allSettled([...this.#queues.values()].map((queue) => queue.close()));
     })();
     try {
       await withTimeout(closing, CLOSE_TIMEOUT_MS, 'closing the message bus');
@@ -228,18 +227,24 @@ export class MessageBus {
 
   async #emit<P>(kind: MessageKind, type: string, payload: P, target: string | undefined, options: SendOptions): Promise<Envelope<P>> {
     let envelope: Envelope<P>;
+    let serialized: string;
     try {
       envelope = createEnvelope({ kind, type, source: this.#service, payload, schemaVersion: options.schemaVersion, traceparent: options.traceparent, tracestate: options.tracestate });
       if (target !== undefined) createEnvelope({ kind, type, source: target, payload: null });
     } catch (error) {
       throw new AgentError((error as Error).message, { kind: 'invalid_options', code: 'PORTICO_ERR_BUS_INVALID_MESSAGE', cause: error });
     }
+    try {
+      serialized = JSON.stringify(envelope);
+    } catch (error) {
+      throw new AgentError(`"${type}": the payload cannot be written as JSON (${(error as Error).message})`, { kind: 'invalid_options', code: 'PORTICO_ERR_BUS_INVALID_MESSAGE', cause: error });
+    }
     const { database } = this.#options;
     if (database !== undefined) {
-      await busTables(options.trx ?? database)
-        .insertInto('portico_outbox')
-        .values({ id: envelope.id, kind, type, target: target ?? null, envelope: JSON.stringify(envelope), created_at: envelope.time, sent_at: null, attempts: 0, last_error: null })
-        .execute();
+      const row = { id: envelope.id, kind, type, target: target ?? null, envelope: serialized, created_at: envelope.time };
+      // Compiled against the bus's database; the caller's transaction is one of that same database.
+      this.#outboxInsert ??= busTables(database).insertInto('portico_outbox').values(row).compile().sql;
+      await (options.trx ?? database).executeQuery(CompiledQuery.raw(this.#outboxInsert, Object.values(row)));
       this.#relay?.wake();
       return envelope;
     }
@@ -247,7 +252,7 @@ export class MessageBus {
     try {
       await withTimeout(
         addDeliveries(
-          this.#flow,
+          this.#queueFor,
           services.map((service) => ({ queue: serviceQueue(service), envelope })),
         ),
         DIRECT_SEND_TIMEOUT_MS,
@@ -259,6 +264,17 @@ export class MessageBus {
     this.#metrics?.published.inc({ type });
     return envelope;
   }
+
+  /** The queue `name` over the producer connection (one object per name, kept until `close`). */
+  readonly #queueFor = (name: string): Queue => {
+    let queue = this.#queues.get(name);
+    if (queue === undefined) {
+      queue = new Queue(name, { connection: this.#producer });
+      queue.on('error', () => undefined);
+      this.#queues.set(name, queue);
+    }
+    return queue;
+  };
 
   /** Declare the handled types, retrying in the background while the topology cannot be reached. */
   async #declare(): Promise<void> {

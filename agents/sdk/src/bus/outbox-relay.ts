@@ -1,8 +1,7 @@
-import { type FlowProducer } from 'bullmq';
 import { Backoff } from '../backoff.js';
 import { type Logger } from '../logger.js';
 import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
-import { addDeliveries, type Delivery } from './deliveries.js';
+import { addDeliveries, type Delivery, type QueueFor } from './deliveries.js';
 import { type Envelope } from './envelope.js';
 import { serviceQueue } from './queues.js';
 import { type TopologySource } from './topology.js';
@@ -10,7 +9,8 @@ import { withTimeout } from './with-timeout.js';
 
 export interface OutboxRelayOptions {
   db: BusDatabase;
-  flow: FlowProducer;
+  /** The BullMQ queue of each name, over the producer's connection. */
+  queueFor: QueueFor;
   topology: TopologySource;
   logger: Logger;
   /** Rows per Redis transaction (default 500). */
@@ -23,8 +23,6 @@ export interface OutboxRelayOptions {
   onSent?: (envelope: Envelope, queues: number) => void;
 }
 
-/** Sent rows are kept this long (for an operator's look), then deleted. */
-const KEEP_SENT_MS = 3_600_000;
 /**
  * Inbox rows are kept this long: a message delivered again later than this would be applied again.
  * BullMQ redelivers within minutes (stalls, retries); a week covers a dead letter replayed late.
@@ -33,11 +31,11 @@ const KEEP_PROCESSED_MS = 7 * 24 * 3_600_000;
 const PRUNE_EVERY_MS = 60_000;
 
 /**
- * Moves the outbox to Redis: reads unsent rows in id (creation) order, adds each message to its queues
- * — an event to every subscriber's queue, a command to its service's — in one atomic `addBulk` per
- * batch, then marks the rows sent. While Redis is away it retries with capped, jittered backoff, and
+ * Moves the outbox to Redis: reads rows in id (creation) order, adds each message to its queues — an
+ * event to every subscriber's queue, a command to its service's — in one Redis transaction per batch,
+ * then deletes the rows. While Redis is away it retries with capped, jittered backoff, and
  * publishing goes on locally; when Redis returns it catches up. A batch whose outcome was hidden (a
- * timeout, a crash before the rows were marked) is sent again: each job id is the message id, so
+ * timeout, a crash before the rows were deleted) is sent again: each job id is the message id, so
  * BullMQ keeps one copy, and consumers' inboxes skip a message they have already applied.
  */
 export class OutboxRelay {
@@ -90,7 +88,8 @@ export class OutboxRelay {
         if (this.#backoff.attempts === 1 || this.#backoff.attempts % 20 === 0) {
           this.#options.logger.warn({ err: error, retryInMs: Math.round(delay) }, 'the outbox relay cannot reach Redis; messages stay in the outbox until it can');
         }
-        await this.#sleep(delay);
+        // Not cut short by new rows (each publish wakes the relay): only by `close`.
+        await this.#sleep(delay, false);
         continue;
       }
       // A full batch, or anyone waiting for the outbox to be found empty: read again at once.
@@ -101,15 +100,14 @@ export class OutboxRelay {
     }
   }
 
-  /** One batch: read, send, mark. Returns the rows sent. */
+  /** One batch: read, send, delete. Returns the rows sent. */
   async #sendBatch(): Promise<number> {
     this.#woken = false;
-    const { db, topology, batchSize, flow } = this.#options;
+    const { db, topology, batchSize, queueFor } = this.#options;
     const outbox = busTables(db);
     const rows = await outbox
       .selectFrom('portico_outbox')
       .select(['id', 'kind', 'type', 'target', 'envelope'])
-      .where('sent_at', 'is', null)
       .orderBy('id')
       .limit(batchSize)
       .execute();
@@ -123,10 +121,9 @@ export class OutboxRelay {
       for (const service of services) deliveries.push({ queue: serviceQueue(service), envelope });
       counts.push([envelope, services.length]);
     }
-    await withTimeout(addDeliveries(flow, deliveries), this.#options.sendTimeoutMs, 'adding the outbox batch to Redis');
+    await withTimeout(addDeliveries(queueFor, deliveries), this.#options.sendTimeoutMs, 'adding the outbox batch to Redis');
     await outbox
-      .updateTable('portico_outbox')
-      .set({ sent_at: storedTime() })
+      .deleteFrom('portico_outbox')
       .where(
         'id',
         'in',
@@ -142,21 +139,17 @@ export class OutboxRelay {
     if (now - this.#prunedAt < PRUNE_EVERY_MS) return;
     this.#prunedAt = now;
     try {
-      const tables = busTables(this.#options.db);
-      await tables
-        .deleteFrom('portico_outbox')
-        .where('sent_at', '<', storedTime(new Date(now - KEEP_SENT_MS)))
-        .execute();
-      await tables
+      await busTables(this.#options.db)
         .deleteFrom('portico_inbox')
         .where('processed_at', '<', storedTime(new Date(now - KEEP_PROCESSED_MS)))
         .execute();
     } catch (error) {
-      this.#options.logger.warn({ err: error }, 'pruning the outbox and the inbox failed');
+      this.#options.logger.warn({ err: error }, 'pruning the inbox failed');
     }
   }
 
-  #sleep(ms: number): Promise<void> {
+  /** Wait `ms`, or less: until `close`, and with `wakeable` until `wake`. */
+  #sleep(ms: number, wakeable = true): Promise<void> {
     if (this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
@@ -165,7 +158,11 @@ export class OutboxRelay {
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.#wake = done;
+      this.#wake = wakeable
+        ? done
+        : () => {
+            if (this.#closed) done();
+          };
     });
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/bus/index.js';
-import { queueHandle, useTestResources, waitUntil } from '../support/bus.js';
+import { cuttingProxy, queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */
 const resources = useTestResources();
@@ -66,6 +66,30 @@ describe('MessageBus: choreography and orchestration', () => {
       expect(job?.data).toEqual(event);
     });
   }
+
+  it('adds an event to every subscriber queue or to none: a connection cut after two of its three adds leaves it in no queue', async () => {
+    const server = await redis();
+    const proxy = await cuttingProxy(server.port);
+    resources.add(() => proxy.close());
+    const names = seedNames();
+    // Three subscribers without a bus of their own here, so what is added stays waiting.
+    const subscribers = [names.catalog, names.user, `search-${names.user}`];
+    const topology = new StaticTopology({ [names.availabilityChanged]: subscribers });
+    const inventory = bus({ service: names.inventory, redis: proxy.url, topology });
+    await inventory.start();
+    await inventory.publish(names.availabilityChanged, { sku: 'sku-1' });
+    const before = proxy.sent;
+    await inventory.publish(names.availabilityChanged, { sku: 'sku-2' });
+    // One publish is MULTI, three adds of about the same size, EXEC: 85 % of it is inside the third add.
+    proxy.cutAfter(Math.floor((proxy.sent - before) * 0.85));
+    await expect(inventory.publish(names.availabilityChanged, { sku: 'sku-3' })).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_UNAVAILABLE' });
+    for (const service of subscribers) {
+      const queue = queueHandle(serviceQueue(service), server.url);
+      resources.add(() => queue.close());
+      const jobs = await queue.getJobs(['waiting']);
+      expect(jobs.map((job) => (job.data as Envelope<{ sku: string }>).payload.sku).sort(), service).toEqual(['sku-1', 'sku-2']);
+    }
+  });
 
   it('fails at once, and adds to no queue, when Redis is away and there is no outbox', async () => {
     const server = await redis();

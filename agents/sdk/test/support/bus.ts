@@ -3,6 +3,7 @@
  * sample services have), BullMQ reads, and polling.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -83,6 +84,74 @@ export function queueHandle(name: string, url: string): Queue {
     connection.disconnect();
   };
   return queue;
+}
+
+/**
+ * A TCP relay in front of Redis that can cut the connection in the middle of a command stream: after
+ * `cutAfter(n)`, the next `n` bytes from the client reach Redis, then every connection is closed and
+ * no new one is accepted (so a client cannot send its commands again elsewhere).
+ */
+export interface CuttingProxy {
+  url: string;
+  /** Bytes from clients relayed to Redis so far. */
+  readonly sent: number;
+  cutAfter(bytes: number): void;
+  close(): Promise<void>;
+}
+
+export async function cuttingProxy(redisPort: number): Promise<CuttingProxy> {
+  const sockets = new Set<Socket>();
+  let sent = 0;
+  let remaining: number | undefined;
+  let cut = false;
+  const server = createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(redisPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => sockets.delete(socket));
+    }
+    upstream.pipe(client);
+    client.on('data', (chunk: Buffer) => {
+      if (cut) return;
+      if (remaining !== undefined && chunk.length >= remaining) {
+        const last = chunk.subarray(0, remaining);
+        sent += last.length;
+        cut = true;
+        server.close();
+        // What got through reaches Redis before the connection ends; then nothing more does.
+        upstream.end(last, () => {
+          for (const socket of sockets) socket.destroy();
+        });
+        client.destroy();
+        return;
+      }
+      if (remaining !== undefined) remaining -= chunk.length;
+      sent += chunk.length;
+      upstream.write(chunk);
+    });
+    client.on('close', () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    get sent() {
+      return sent;
+    },
+    cutAfter: (bytes) => {
+      remaining = bytes;
+    },
+    close: async () => {
+      cut = true;
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** What a test opened, closed after it, last first; with helpers that open and register in one step. */

@@ -20,4 +20,15 @@ describe('MessageBus options', () => {
     expect(bus.on('sku_set_availability', () => undefined, { attempts: 3 })).toBe(bus);
     await bus.close();
   });
+
+  it('refuses to publish or send a message it cannot carry, with a coded error, before touching Redis', async () => {
+    const bus = new MessageBus({ ...options, service: 'inventory' });
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await expect(bus.publish('product.availability_changed', { count: 1n })).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_INVALID_MESSAGE', message: expect.stringContaining('JSON') });
+    await expect(bus.send('catalog', 'sku_set_availability', circular)).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_INVALID_MESSAGE' });
+    await expect(bus.send('no such:service', 'sku_set_availability', {})).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_INVALID_MESSAGE' });
+    await expect(bus.publish('bad type!', {})).rejects.toMatchObject({ code: 'PORTICO_ERR_BUS_INVALID_MESSAGE' });
+    await bus.close();
+  });
 });
