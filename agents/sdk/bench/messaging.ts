@@ -21,7 +21,7 @@ import { serviceDatabase, startRedisServer } from '../test/support/bus.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 10_000);
 const CONCURRENCY = 100;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const server = await startRedisServer();
 const dir = await mkdtemp(join(tmpdir(), 'portico-bench-messaging-'));

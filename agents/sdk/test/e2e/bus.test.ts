@@ -26,15 +26,15 @@ function seedNames() {
 }
 
 describe('MessageBus: choreography and orchestration', () => {
-  for (const withOutbox of [false, true]) {
-    it(`delivers an event to every subscriber (the publisher too) and a command to one service ${withOutbox ? 'through the outbox' : 'straight to Redis'}`, async () => {
+  for (const dialect of [undefined, 'sqlite', 'postgres'] as const) {
+    it(`delivers an event to every subscriber (the publisher too) and a command to one service ${dialect === undefined ? 'straight to Redis' : `through the outbox and the inbox on ${dialect}`}`, async () => {
       const server = await redis();
       const names = seedNames();
       const topology = new StaticTopology();
       const received: Record<string, Envelope[]> = { [names.inventory]: [], [names.catalog]: [], [names.user]: [] };
       const buses: Record<string, MessageBus> = {};
       for (const service of [names.inventory, names.catalog, names.user]) {
-        const own = withOutbox ? (await database(service)).db : undefined;
+        const own = dialect === undefined ? undefined : (await database(service, undefined, dialect)).db;
         const b = bus({ service, redis: server.url, topology, ...(own === undefined ? {} : { database: own }) });
         b.on(names.availabilityChanged, (message) => void received[service]?.push(message));
         if (service === names.catalog) b.on('sku_set_availability', (message) => void received[service]?.push(message));

@@ -1,6 +1,6 @@
 /**
- * What the bus's tests share: a service's own SQLite database (kysely over better-sqlite3, as the
- * sample services have), BullMQ reads, and polling.
+ * What the bus's tests share: a service's own database (kysely over better-sqlite3, as the sample
+ * services have, or over PostgreSQL), BullMQ reads, and polling.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
 import { afterEach } from 'vitest';
+import { createTestSchema } from '../../../../control-plane/test/support/postgres.js';
 import { startRedisServer, type TestRedis } from '../../../../control-plane/test/support/redis-server.js';
 
 export { startRedisServer, type TestRedis };
@@ -27,8 +29,12 @@ export interface ServiceDatabase {
   close(): Promise<void>;
 }
 
-/** A SQLite database of a service's own in a temp directory, with its `effects` and `products` tables. */
-export async function serviceDatabase(name: string, dir?: string): Promise<ServiceDatabase> {
+/** The databases a service may keep its data (and the bus's tables) in. */
+export type Dialect = 'sqlite' | 'postgres';
+
+/** A database of a service's own, with its `effects` and `products` tables: SQLite in a temp directory, or a PostgreSQL schema of its own. */
+export async function serviceDatabase(name: string, dir?: string, dialect: Dialect = 'sqlite'): Promise<ServiceDatabase> {
+  if (dialect === 'postgres') return postgresServiceDatabase();
   const own = dir === undefined;
   const at = dir ?? (await mkdtemp(join(tmpdir(), `portico-bus-${name}-`)));
   const file = join(at, `${name}.sqlite`);
@@ -38,6 +44,33 @@ export async function serviceDatabase(name: string, dir?: string): Promise<Servi
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<ServiceTables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await createServiceTables(db);
+  return {
+    db,
+    file,
+    close: async () => {
+      await db.destroy();
+      if (own) await rm(at, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postgresServiceDatabase(): Promise<ServiceDatabase> {
+  const schema = await createTestSchema();
+  const pool = new pg.Pool({ connectionString: schema.connectionString, options: `-c search_path=${schema.schema}`, max: 5 });
+  const db = new Kysely<ServiceTables>({ dialect: new PostgresDialect({ pool }) });
+  await createServiceTables(db);
+  return {
+    db,
+    file: schema.schema,
+    close: async () => {
+      await db.destroy();
+      await schema.drop();
+    },
+  };
+}
+
+async function createServiceTables(db: Kysely<ServiceTables>): Promise<void> {
   await db.schema
     .createTable('effects')
     .ifNotExists()
@@ -52,14 +85,6 @@ export async function serviceDatabase(name: string, dir?: string): Promise<Servi
     .addColumn('sku', 'text', (col) => col.primaryKey())
     .addColumn('available', 'integer', (col) => col.notNull())
     .execute();
-  return {
-    db,
-    file,
-    close: async () => {
-      await db.destroy();
-      if (own) await rm(at, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Poll `check` until it returns true or `timeoutMs` passes; the message says what was awaited. */
@@ -161,7 +186,7 @@ export interface TestResources {
   /** A `redis-server` of the test's own (see `startRedisServer`), stopped after the test. */
   redis: (options?: Parameters<typeof startRedisServer>[0]) => Promise<TestRedis>;
   /** A service database (see `serviceDatabase`), closed after the test. */
-  database: (name: string, dir?: string) => Promise<ServiceDatabase>;
+  database: (name: string, dir?: string, dialect?: Dialect) => Promise<ServiceDatabase>;
   /** A temp directory, removed after the test. */
   tempDir: () => Promise<string>;
 }
@@ -183,8 +208,8 @@ export function useTestResources(): TestResources {
       add(() => server.stop());
       return server;
     },
-    database: async (name, dir) => {
-      const db = await serviceDatabase(name, dir);
+    database: async (name, dir, dialect) => {
+      const db = await serviceDatabase(name, dir, dialect);
       add(() => db.close());
       return db;
     },

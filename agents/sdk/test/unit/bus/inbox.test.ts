@@ -2,15 +2,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ensureBusTables } from '../../../src/bus/bus-tables.js';
 import { createEnvelope } from '../../../src/bus/envelope.js';
 import { Inbox } from '../../../src/bus/inbox.js';
-import { serviceDatabase, type ServiceDatabase } from '../../support/bus.js';
+import { type Dialect, serviceDatabase, type ServiceDatabase } from '../../support/bus.js';
 
 const opened: ServiceDatabase[] = [];
 afterEach(async () => {
   for (const db of opened.splice(0)) await db.close();
 });
 
-async function inboxOver(): Promise<{ inbox: Inbox; own: ServiceDatabase }> {
-  const own = await serviceDatabase('inbox');
+async function inboxOver(dialect: Dialect): Promise<{ inbox: Inbox; own: ServiceDatabase }> {
+  const own = await serviceDatabase('inbox', undefined, dialect);
   opened.push(own);
   await ensureBusTables(own.db);
   return { inbox: new Inbox(own.db), own };
@@ -18,9 +18,9 @@ async function inboxOver(): Promise<{ inbox: Inbox; own: ServiceDatabase }> {
 
 const message = (sku: string) => createEnvelope({ kind: 'command', type: 'sku_set_availability', source: 'inventory', payload: { sku } });
 
-describe('Inbox (a real SQLite database)', () => {
+describe.each(['sqlite', 'postgres'] as const)('Inbox (a real database: %s)', (dialect) => {
   it('applies deliveries that arrive together in one transaction, rolling back only the one whose handler throws', async () => {
-    const { inbox, own } = await inboxOver();
+    const { inbox, own } = await inboxOver(dialect);
     const messages = ['a', 'b', 'poison', 'c'].map(message);
     const results = await Promise.allSettled(
       messages.map((envelope) =>
@@ -40,7 +40,7 @@ describe('Inbox (a real SQLite database)', () => {
   });
 
   it('skips a message it has applied before, in the same group or a later one', async () => {
-    const { inbox, own } = await inboxOver();
+    const { inbox, own } = await inboxOver(dialect);
     const envelope = message('a');
     let runs = 0;
     const work = async (trx: Parameters<Parameters<Inbox['apply']>[1]>[0]) => {
