@@ -1,3 +1,4 @@
+import { type Context, context } from '@opentelemetry/api';
 import { type Job, MetricsTime, Queue, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { type Registry } from 'prom-client';
@@ -9,11 +10,12 @@ import { BusMetrics, type ProcessOutcome } from './bus-metrics.js';
 import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-tables.js';
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
 import { addDeliveries } from './deliveries.js';
-import { createEnvelope, type Envelope, MESSAGE_TYPE_PATTERN, type MessageKind, parseEnvelope, SERVICE_NAME_PATTERN } from './envelope.js';
+import { createEnvelope, type Envelope, MESSAGE_TYPE_PATTERN, type MessageKind, type ParsedEnvelope, parseEnvelope, SERVICE_NAME_PATTERN } from './envelope.js';
 import { Inbox } from './inbox.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { BACKOFF_TYPE, deadLetterQueue, serviceQueue } from './queues.js';
 import { type TopologySource } from './topology.js';
+import { endSpan, startProcessSpan, startSendSpan, type TraceFields, traceFieldsOf } from './tracing.js';
 import { withTimeout } from './with-timeout.js';
 
 /** How a message type is retried before it is dead-lettered. */
@@ -225,11 +227,29 @@ export class MessageBus {
   }
 
 
+  /**
+   * A PRODUCER span around the send, whose trace context the envelope carries; unless the caller gave
+   * the trace context to carry, in which case it goes as given.
+   */
   async #emit<P>(kind: MessageKind, type: string, payload: P, target: string | undefined, options: SendOptions): Promise<Envelope<P>> {
+    if (options.traceparent !== undefined) return this.#send(kind, type, payload, target, options, options);
+    const span = startSendSpan(kind, type, target, this.#options.database !== undefined);
+    try {
+      const envelope = await this.#send(kind, type, payload, target, options, traceFieldsOf(span));
+      span.setAttribute('messaging.message.id', envelope.id);
+      endSpan(span);
+      return envelope;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  async #send<P>(kind: MessageKind, type: string, payload: P, target: string | undefined, options: SendOptions, trace: TraceFields): Promise<Envelope<P>> {
     let envelope: Envelope<P>;
     let serialized: string;
     try {
-      envelope = createEnvelope({ kind, type, source: this.#service, payload, schemaVersion: options.schemaVersion, traceparent: options.traceparent, tracestate: options.tracestate });
+      envelope = createEnvelope({ kind, type, source: this.#service, payload, schemaVersion: options.schemaVersion, traceparent: trace.traceparent, tracestate: trace.tracestate });
       if (target !== undefined) createEnvelope({ kind, type, source: target, payload: null });
     } catch (error) {
       throw new AgentError((error as Error).message, { kind: 'invalid_options', code: 'PORTICO_ERR_BUS_INVALID_MESSAGE', cause: error });
@@ -331,27 +351,45 @@ export class MessageBus {
     if (failure !== undefined) throw failure;
   }
 
-  /** Handle one delivery and say how it ended, with the failure when it is to be retried. */
+  /**
+   * Handle one delivery and say how it ended, with the failure when it is to be retried; in a CONSUMER
+   * span (a child of the sender's), active while the handler runs.
+   */
   async #handle(job: Job): Promise<{ outcome: ProcessOutcome; failure?: Error }> {
     const attempt = job.attemptsMade + 1;
     const parsed = parseEnvelope(job.data);
+    const { span, context: active } = startProcessSpan(parsed.ok ? parsed.envelope : undefined, this.#queueName, attempt);
+    try {
+      const { outcome, failure, deadLetter } = await this.#handleParsed(job, parsed, attempt, active);
+      span.setAttribute('portico.message.outcome', outcome);
+      endSpan(span, failure ?? deadLetter);
+      return failure === undefined ? { outcome } : { outcome, failure };
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  async #handleParsed(job: Job, parsed: ParsedEnvelope, attempt: number, active: Context): Promise<{ outcome: ProcessOutcome; failure?: Error; deadLetter?: Error }> {
     if (!parsed.ok) {
-      await this.#deadLetter(job, 'malformed', new Error(`not a Portico message: ${parsed.problem}`), attempt);
-      return { outcome: 'dead_lettered' };
+      const error = new Error(`not a Portico message: ${parsed.problem}`);
+      await this.#deadLetter(job, 'malformed', error, attempt);
+      return { outcome: 'dead_lettered', deadLetter: error };
     }
     const { envelope } = parsed;
     const registered = this.#handlers.get(envelope.type);
     if (registered === undefined) {
-      await this.#deadLetter(job, 'unhandled', new Error(`"${this.#service}" has no handler for "${envelope.type}"`), attempt);
-      return { outcome: 'dead_lettered' };
+      const error = new Error(`"${this.#service}" has no handler for "${envelope.type}"`);
+      await this.#deadLetter(job, 'unhandled', error, attempt);
+      return { outcome: 'dead_lettered', deadLetter: error };
     }
     try {
-      return { outcome: (await this.#apply(envelope, registered.handler, attempt)) ? 'processed' : 'duplicate' };
+      return { outcome: (await this.#apply(envelope, registered.handler, attempt, active)) ? 'processed' : 'duplicate' };
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
       if (attempt >= registered.retry.attempts) {
         await this.#deadLetter(job, 'failed', failure, attempt);
-        return { outcome: 'dead_lettered' };
+        return { outcome: 'dead_lettered', deadLetter: failure };
       }
       // Kept with the job, so the dead letter can list every attempt.
       await job.log(JSON.stringify({ attempt, error: failure.message, at: storedTime() } satisfies DeliveryAttempt));
@@ -364,12 +402,13 @@ export class MessageBus {
    * Run the handler; with a database, through the inbox (in a transaction with the inbox row, and not
    * at all for a message already applied). Returns false for such a duplicate.
    */
-  async #apply(envelope: Envelope, handler: MessageHandler, attempt: number): Promise<boolean> {
+  async #apply(envelope: Envelope, handler: MessageHandler, attempt: number, active: Context): Promise<boolean> {
     if (this.#inbox === undefined) {
-      await handler(envelope, { trx: undefined, attempt, queue: this.#queueName });
+      await context.with(active, () => handler(envelope, { trx: undefined, attempt, queue: this.#queueName }));
       return true;
     }
-    return this.#inbox.apply(envelope, async (trx) => handler(envelope, { trx, attempt, queue: this.#queueName }));
+    // The inbox runs handlers in its own turn of the event loop: the delivery's context goes along.
+    return this.#inbox.apply(envelope, async (trx) => context.with(active, () => handler(envelope, { trx, attempt, queue: this.#queueName })));
   }
 
   /** Move a message to the dead-letter queue, keeping its job id (so doing it twice keeps one). */
