@@ -1,5 +1,6 @@
 import { type Attributes, type Context, context, propagation, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { type Envelope, type MessageKind } from './envelope.js';
+import { serviceQueue } from './queues.js';
 
 /**
  * The bus's OpenTelemetry spans, through `@opentelemetry/api` only: with no SDK registered (the
@@ -29,7 +30,8 @@ export function startSendSpan(kind: MessageKind, type: string, target: string | 
       // Through the outbox the message is created now and sent by the relay later.
       'messaging.operation.type': outbox ? 'create' : 'send',
       'messaging.operation.name': operation,
-      'messaging.destination.name': target ?? type,
+      // An event's subscribers are many: its type names where it goes. A command goes to one queue.
+      'messaging.destination.name': target === undefined ? type : serviceQueue(target),
       'portico.message.type': type,
     },
   });
