@@ -66,7 +66,8 @@ export interface MessageBusOptions {
   lockDurationMs?: number;
   /** How often stalled jobs are looked for (default 30 s). */
   stalledIntervalMs?: number;
-  relay?: { batchSize?: number; pollMs?: number };
+  /** The outbox relay: rows per Redis transaction batch (500), how often it reads the outbox unprompted (1 s), its delays while Redis is away (100 ms doubling to 5 s). */
+  relay?: { batchSize?: number; pollMs?: number; retry?: { initialMs: number; maxMs: number } };
   /** A prom-client registry (the service's `/metrics`) to count published and processed messages in. */
   metrics?: Registry;
   logger?: Logger;
@@ -134,6 +135,8 @@ export class MessageBus {
     // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
     this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.#producer.on('error', () => undefined);
+    // Back from an outage: the relay sends what waited in the outbox now, not when its backoff runs out.
+    this.#producer.on('ready', () => this.#relay?.retryNow());
     this.#deadLetters = this.#queueFor(deadLetterQueue(this.#queueName));
     this.#queue = this.#queueFor(this.#queueName);
   }

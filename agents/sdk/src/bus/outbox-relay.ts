@@ -21,6 +21,8 @@ export interface OutboxRelayOptions {
   sendTimeoutMs?: number;
   /** Called with each message handed to Redis. */
   onSent?: (envelope: Envelope, queues: number) => void;
+  /** Delays between attempts while Redis cannot be reached (default 100 ms doubling to 5 s, jittered); `retryNow` ends one early. */
+  retry?: { initialMs: number; maxMs: number };
 }
 
 /**
@@ -40,16 +42,18 @@ const PRUNE_EVERY_MS = 60_000;
  */
 export class OutboxRelay {
   readonly #options: Required<Omit<OutboxRelayOptions, 'onSent'>> & Pick<OutboxRelayOptions, 'onSent'>;
-  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 5_000 });
+  readonly #backoff: Backoff;
   #running: Promise<void> | undefined;
   #closed = false;
-  #wake: (() => void) | undefined;
+  /** The sleep in progress: a poll (ended by `wake`) or a backoff (ended by `retryNow`); `close` ends either. */
+  #sleeping: { done: () => void; backoff: boolean } | undefined;
   #woken = false;
   #prunedAt = 0;
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: OutboxRelayOptions) {
-    this.#options = { batchSize: 500, pollMs: 1_000, sendTimeoutMs: 5_000, ...options };
+    this.#options = { batchSize: 500, pollMs: 1_000, sendTimeoutMs: 5_000, retry: { initialMs: 100, maxMs: 5_000 }, ...options };
+    this.#backoff = new Backoff(this.#options.retry);
   }
 
   start(): void {
@@ -59,7 +63,12 @@ export class OutboxRelay {
   /** Rows were written: read the outbox now rather than at the next poll. */
   wake(): void {
     this.#woken = true;
-    this.#wake?.();
+    if (this.#sleeping?.backoff === false) this.#sleeping.done();
+  }
+
+  /** Redis is back (its connection is ready again): end a backoff now rather than when it runs out. */
+  retryNow(): void {
+    if (this.#sleeping?.backoff === true) this.#sleeping.done();
   }
 
   /** Resolves once the outbox has been found empty after this call (for tests and shutdown). */
@@ -72,7 +81,7 @@ export class OutboxRelay {
 
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake?.();
+    this.#sleeping?.done();
     await this.#running;
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
@@ -88,8 +97,8 @@ export class OutboxRelay {
         if (this.#backoff.attempts === 1 || this.#backoff.attempts % 20 === 0) {
           this.#options.logger.warn({ err: error, retryInMs: Math.round(delay) }, 'the outbox relay cannot reach Redis; messages stay in the outbox until it can');
         }
-        // Not cut short by new rows (each publish wakes the relay): only by `close`.
-        await this.#sleep(delay, false);
+        // Not cut short by new rows (each publish wakes the relay): by Redis coming back, or `close`.
+        await this.#sleep(delay, true);
         continue;
       }
       // A full batch, or anyone waiting for the outbox to be found empty: read again at once.
@@ -148,21 +157,17 @@ export class OutboxRelay {
     }
   }
 
-  /** Wait `ms`, or less: until `close`, and with `wakeable` until `wake`. */
-  #sleep(ms: number, wakeable = true): Promise<void> {
+  /** Wait `ms`, or less: until `close`, and until `wake` (a poll) or `retryNow` (a `backoff`). */
+  #sleep(ms: number, backoff = false): Promise<void> {
     if (this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.#wake = undefined;
+        this.#sleeping = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.#wake = wakeable
-        ? done
-        : () => {
-            if (this.#closed) done();
-          };
+      this.#sleeping = { done, backoff };
     });
   }
 

@@ -86,6 +86,37 @@ describe('MessageBus under faults', () => {
     expect(Number(unsent.n)).toBe(0);
   });
 
+  it('sends what waited in the outbox as soon as Redis is back, not when its backoff runs out', async () => {
+    const server = await redis();
+    const suffix = randomUUID().slice(0, 8);
+    const subscriber = `catalog-${suffix}`;
+    const type = 'product.availability_changed';
+    // A backoff of 4-8 s after the first failed attempt: far longer than Redis stays away here.
+    const publisher = new MessageBus({
+      service: `inventory-${suffix}`,
+      redis: server.url,
+      topology: new StaticTopology({ [type]: [subscriber] }),
+      database: (await database(`inventory-${suffix}`)).db,
+      relay: { retry: { initialMs: 8_000, maxMs: 8_000 } },
+    });
+    resources.add(() => publisher.close());
+    await publisher.start();
+    await publisher.publish(type, { sku: 'sku-0', available: true });
+    await publisher.flushed();
+    const port = server.port;
+    server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const event = await publisher.publish(type, { sku: 'sku-1', available: false });
+    // The relay tries, fails, and backs off.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const again = await redis({ port });
+    const restartedAt = Date.now();
+    const queue = queueHandle(serviceQueue(subscriber), again.url);
+    resources.add(() => queue.close());
+    await waitUntil('the event in its queue', async () => (await queue.getJob(event.id)) !== undefined, 10_000);
+    expect(Date.now() - restartedAt).toBeLessThan(3_000);
+  });
+
   it('delivers a message again after the stall window when its worker is killed -9 mid-message, and applies it once', { timeout: 60_000 }, async () => {
     const server = await redis();
     const dir = await tempDir();
