@@ -66,7 +66,7 @@ export interface MessageBusOptions {
   lockDurationMs?: number;
   /** How often stalled jobs are looked for (default 30 s). */
   stalledIntervalMs?: number;
-  /** The outbox relay: rows per Redis transaction batch (500), how often it reads the outbox unprompted (1 s), its delays while Redis is away (100 ms doubling to 5 s). */
+  /** The outbox relay: rows it reads at a time (500), how often it reads the outbox unprompted (1 s), its delays while Redis is away (100 ms doubling to 5 s). */
   relay?: { batchSize?: number; pollMs?: number; retry?: { initialMs: number; maxMs: number } };
   /** A prom-client registry (the service's `/metrics`) to count published and processed messages in. */
   metrics?: Registry;

@@ -13,7 +13,7 @@ export interface OutboxRelayOptions {
   queueFor: QueueFor;
   topology: TopologySource;
   logger: Logger;
-  /** Rows per Redis transaction (default 500). */
+  /** Rows read at a time (default 500); they go to Redis in transactions of up to 100 messages. */
   batchSize?: number;
   /** How often the outbox is read when nothing wakes the relay (rows written by another process), default 1 s. */
   pollMs?: number;
@@ -34,8 +34,8 @@ const PRUNE_EVERY_MS = 60_000;
 
 /**
  * Moves the outbox to Redis: reads rows in id (creation) order, adds each message to its queues — an
- * event to every subscriber's queue, a command to its service's — in one Redis transaction per batch,
- * then deletes the rows. While Redis is away it retries with capped, jittered backoff, and
+ * event to every subscriber's queue, a command to its service's — each message in one Redis transaction
+ * (`addDeliveries`), then deletes the rows. While Redis is away it retries with capped, jittered backoff, and
  * publishing goes on locally; when Redis returns it catches up. A batch whose outcome was hidden (a
  * timeout, a crash before the rows were deleted) is sent again: each job id is the message id, so
  * BullMQ keeps one copy, and consumers' inboxes skip a message they have already applied.
