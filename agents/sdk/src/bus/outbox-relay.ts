@@ -1,3 +1,4 @@
+import { PostgresAdapter } from 'kysely';
 import { Backoff } from '../backoff.js';
 import { type Logger } from '../logger.js';
 import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
@@ -109,17 +110,27 @@ export class OutboxRelay {
     }
   }
 
-  /** One batch: read, send, delete. Returns the rows sent. */
+  /**
+   * One batch: read, send, delete. Returns the rows sent. On PostgreSQL the rows are locked while they
+   * are sent (`FOR UPDATE SKIP LOCKED`, in one transaction with their deletion), so the relays of
+   * several replicas of a service share the outbox instead of each sending every row. On SQLite (one
+   * writer at a time) a transaction held across the send would stall the service's own writes, so the
+   * rows are read and deleted apart; two relays over one SQLite file would send some rows twice (BullMQ
+   * and the inboxes keep that harmless).
+   */
   async #sendBatch(): Promise<number> {
     this.#woken = false;
-    const { db, topology, batchSize, queueFor } = this.#options;
+    const { db } = this.#options;
+    if (db.getExecutor().adapter instanceof PostgresAdapter) return db.transaction().execute((trx) => this.#sendRows(trx, true));
+    return this.#sendRows(db, false);
+  }
+
+  async #sendRows(db: BusDatabase, lock: boolean): Promise<number> {
+    const { topology, batchSize, queueFor } = this.#options;
     const outbox = busTables(db);
-    const rows = await outbox
-      .selectFrom('portico_outbox')
-      .select(['id', 'kind', 'type', 'target', 'envelope'])
-      .orderBy('id')
-      .limit(batchSize)
-      .execute();
+    let select = outbox.selectFrom('portico_outbox').select(['id', 'kind', 'type', 'target', 'envelope']).orderBy('id').limit(batchSize);
+    if (lock) select = select.forUpdate().skipLocked();
+    const rows = await select.execute();
     if (rows.length === 0) return 0;
     await topology.ready();
     const deliveries: Delivery[] = [];

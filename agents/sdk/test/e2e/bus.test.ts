@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type DeadLetter, deadLetterQueue, type Envelope, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/bus/index.js';
+import { type DeadLetter, deadLetterQueue, type Envelope, ensureBusTables, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/bus/index.js';
 import { cuttingProxy, queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */
@@ -89,6 +89,24 @@ describe('MessageBus: choreography and orchestration', () => {
       const jobs = await queue.getJobs(['waiting']);
       expect(jobs.map((job) => (job.data as Envelope<{ sku: string }>).payload.sku).sort(), service).toEqual(['sku-1', 'sku-2']);
     }
+  });
+
+  it('shares one PostgreSQL outbox between the relays of two replicas: each message is sent once', async () => {
+    const server = await redis();
+    const names = seedNames();
+    const topology = new StaticTopology({ [names.availabilityChanged]: [names.catalog] });
+    const own = await database(names.inventory, undefined, 'postgres');
+    await ensureBusTables(own.db);
+    const replicas = [new Registry(), new Registry()].map((metrics) => ({ metrics, bus: bus({ service: names.inventory, redis: server.url, topology, database: own.db, metrics, relay: { batchSize: 100 } }) }));
+    // Written before either relay runs, so both find the same rows at once.
+    for (let i = 0; i < 1_000; i++) await replicas[0]?.bus.publish(names.availabilityChanged, { sku: `sku-${i}` });
+    await Promise.all(replicas.map(({ bus: replica }) => replica.start()));
+    const queue = queueHandle(serviceQueue(names.catalog), server.url);
+    resources.add(() => queue.close());
+    await waitUntil('every message in the queue', async () => (await queue.getJobCountByTypes('waiting')) === 1_000);
+    const sent = async (metrics: Registry) => ((await metrics.getSingleMetric('portico_messages_published_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
+    const counts = await Promise.all(replicas.map(({ metrics }) => sent(metrics)));
+    expect(counts[0]! + counts[1]!, `sent by each relay: ${counts.join(' and ')}`).toBe(1_000);
   });
 
   it('fails at once, and adds to no queue, when Redis is away and there is no outbox', async () => {
