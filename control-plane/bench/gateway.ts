@@ -17,11 +17,12 @@
  * round of each is printed with the ratio portico/nginx (target ≥ 0.6). Latency at a fixed moderate
  * load: wrk with paced connections at about the same rate against nginx, the relay and portico, in
  * alternating rounds; the median of the rounds' p50 and p99 is printed (target: portico's p99 within
- * 1 ms of nginx's). Needs the Debian packages nginx and wrk.
+ * 1 ms of nginx's), and each proxy's CPU time per request in those rounds (user and system, read from
+ * /proc), which moves less with the machine than requests/s do. Needs the Debian packages nginx and wrk.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -69,6 +70,25 @@ const dir = await mkdtemp(join(tmpdir(), 'portico-bench-gateway-'));
 const [upstreamPort, nginxPort, port, gatewayPort, relayPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
 const token = `bench-${randomBytes(24).toString('hex')}`;
 const children: ChildProcess[] = [];
+/** The proxies' processes, whose CPU time is read around each fixed-load round (nginx: its master, whose workers are read). */
+const pids: { nginx?: number | undefined; relay?: number | undefined; portico?: number | undefined } = {};
+
+/** CPU time (user, system) in µs of `pid` and its children processes (nginx's worker), from /proc. */
+async function cpuTime(pid: number | undefined): Promise<{ user: number; system: number }> {
+  if (pid === undefined) return { user: NaN, system: NaN };
+  const all = [pid];
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  for (const child of children.trim().split(/\s+/).filter((id) => id !== '')) all.push(Number(child));
+  let user = 0;
+  let system = 0;
+  for (const id of all) {
+    const fields = (await readFile(`/proc/${id}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+    // utime and stime, in clock ticks (100 a second on Linux).
+    user += Number(fields[11]) * 10_000;
+    system += Number(fields[12]) * 10_000;
+  }
+  return { user, system };
+}
 let controlPlane: ReturnType<typeof runControlPlane> | undefined;
 
 try {
@@ -96,7 +116,9 @@ http {
   ${server}
 }`,
     );
-    children.push(spawn('nginx', ['-p', dir, '-c', conf, '-e', join(dir, `${name}.error.log`)], { stdio: 'inherit' }));
+    const nginx = spawn('nginx', ['-p', dir, '-c', conf, '-e', join(dir, `${name}.error.log`)], { stdio: 'inherit' });
+    children.push(nginx);
+    if (name === 'proxy') pids.nginx = nginx.pid;
   }
 
   // The relay: bytes both ways, nothing else.
@@ -113,13 +135,16 @@ createServer({ noDelay: true }, (client) => {
 }).listen(${relayPort}, '127.0.0.1');
 `,
   );
-  children.push(spawn(process.execPath, [relay], { stdio: 'inherit' }));
+  const relayProcess = spawn(process.execPath, [relay], { stdio: 'inherit' });
+  children.push(relayProcess);
+  pids.relay = relayProcess.pid;
 
   await buildControlPlane();
   controlPlane = runControlPlane(
     { PORTICO_PORT: String(port), PORTICO_GATEWAY_PORT: String(gatewayPort), PORTICO_DATA_DIR: join(dir, 'portico'), PORTICO_ADMIN_TOKEN: token, PORTICO_LOG_LEVEL: 'warn' },
     { built: true },
   );
+  pids.portico = controlPlane.child.pid;
   await waitForHttp(`http://127.0.0.1:${port}/healthz`);
   const registered = await fetch(`http://127.0.0.1:${port}/api/v1/instances/bench-1`, {
     method: 'PUT',
@@ -149,14 +174,18 @@ createServer({ noDelay: true }, (client) => {
   // before each request, so the offered load is about FIXED_RATE req/s whatever the proxy does.
   const pace = join(dir, 'pace.lua');
   await writeFile(pace, `function delay()\n  return ${(1000 * FIXED_CONNECTIONS) / FIXED_RATE}\nend\n`);
-  const fixed = async (url: string) => {
+  const fixed = async (url: string, pid: number | undefined) => {
+    const before = await cpuTime(pid);
     const { stdout } = await run('wrk', ['-t1', `-c${FIXED_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', '-s', pace, url]);
-    return parseWrk(stdout);
+    const after = await cpuTime(pid);
+    const figures = parseWrk(stdout);
+    const requests = figures.rps * DURATION_S;
+    return { ...figures, userUs: (after.user - before.user) / requests, systemUs: (after.system - before.system) / requests };
   };
   const paced = { nginx: targets.nginx, relay: targets.relay, portico: targets.portico } as const;
-  const rounds: Record<keyof typeof paced, WrkFigures[]> = { nginx: [], relay: [], portico: [] };
+  const rounds: Record<keyof typeof paced, (WrkFigures & { userUs: number; systemUs: number })[]> = { nginx: [], relay: [], portico: [] };
   for (let round = 0; round < FIXED_ROUNDS; round++) {
-    for (const name of Object.keys(paced) as Array<keyof typeof paced>) rounds[name].push(await fixed(paced[name]));
+    for (const name of Object.keys(paced) as Array<keyof typeof paced>) rounds[name].push(await fixed(paced[name], pids[name]));
   }
   const median = (values: number[]) => {
     const sorted = [...values].sort((a, b) => a - b);
@@ -189,6 +218,13 @@ createServer({ noDelay: true }, (client) => {
   }
   console.log(`p99 relay − nginx: ${(fixedMedian('relay').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   (a Node.js process that only relays bytes)`);
   console.log(`p99 portico − nginx: ${(fixedMedian('portico').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   target ≤ 1 ms`);
+  console.log(`\nCPU time per request at the fixed load (the proxy's processes, from /proc; median of the rounds)`);
+  console.log(`${'target'.padEnd(10)}${'user µs'.padStart(10)}${'system µs'.padStart(12)}${'total µs'.padStart(10)}`);
+  for (const name of Object.keys(paced) as Array<keyof typeof paced>) {
+    const user = median(rounds[name].map((r) => r.userUs));
+    const system = median(rounds[name].map((r) => r.systemUs));
+    console.log(`${name.padEnd(10)}${f(user, 1)}${f(system, 1).padStart(12)}${f(user + system, 1)}`);
+  }
 } finally {
   await controlPlane?.stop('SIGTERM');
   for (const child of children) child.kill('SIGQUIT');
