@@ -32,27 +32,48 @@ export interface BusTables {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the service's own tables are its business
 export type BusDatabase = Kysely<any>;
 
-/** Create the bus's tables and indexes if they are missing (idempotent; safe from several processes at once). */
+/**
+ * Create the bus's tables and indexes if they are missing (idempotent; safe from several processes at
+ * once, as replicas starting together on a fresh database are).
+ */
 export async function ensureBusTables(db: BusDatabase): Promise<void> {
   const tables = db as unknown as Kysely<BusTables>;
-  await tables.schema
-    .createTable('portico_outbox')
-    .ifNotExists()
-    .addColumn('id', 'varchar(36)', (col) => col.primaryKey())
-    .addColumn('kind', 'varchar(16)', (col) => col.notNull())
-    .addColumn('type', 'varchar(128)', (col) => col.notNull())
-    .addColumn('target', 'varchar(63)')
-    .addColumn('envelope', 'text', (col) => col.notNull())
-    .addColumn('created_at', 'varchar(32)', (col) => col.notNull())
-    .execute();
-  await tables.schema
-    .createTable('portico_inbox')
-    .ifNotExists()
-    .addColumn('message_id', 'varchar(36)', (col) => col.primaryKey())
-    .addColumn('type', 'varchar(128)', (col) => col.notNull())
-    .addColumn('processed_at', 'varchar(32)', (col) => col.notNull())
-    .execute();
-  await tables.schema.createIndex('portico_inbox_processed_at').ifNotExists().on('portico_inbox').column('processed_at').execute();
+  await createIfMissing(() =>
+    tables.schema
+      .createTable('portico_outbox')
+      .ifNotExists()
+      .addColumn('id', 'varchar(36)', (col) => col.primaryKey())
+      .addColumn('kind', 'varchar(16)', (col) => col.notNull())
+      .addColumn('type', 'varchar(128)', (col) => col.notNull())
+      .addColumn('target', 'varchar(63)')
+      .addColumn('envelope', 'text', (col) => col.notNull())
+      .addColumn('created_at', 'varchar(32)', (col) => col.notNull())
+      .execute(),
+  );
+  await createIfMissing(() =>
+    tables.schema
+      .createTable('portico_inbox')
+      .ifNotExists()
+      .addColumn('message_id', 'varchar(36)', (col) => col.primaryKey())
+      .addColumn('type', 'varchar(128)', (col) => col.notNull())
+      .addColumn('processed_at', 'varchar(32)', (col) => col.notNull())
+      .execute(),
+  );
+  await createIfMissing(() => tables.schema.createIndex('portico_inbox_processed_at').ifNotExists().on('portico_inbox').column('processed_at').execute());
+}
+
+/**
+ * Run a `CREATE … IF NOT EXISTS`, taking "it exists" for success. PostgreSQL's `IF NOT EXISTS` does not
+ * cover two sessions creating the same table at the same moment: the later one fails with a unique
+ * violation on the catalogue (23505) or "already exists" (42P07, 42710) once the first has committed.
+ */
+async function createIfMissing(create: () => Promise<unknown>): Promise<void> {
+  try {
+    await create();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code !== '23505' && code !== '42P07' && code !== '42710') throw error;
+  }
 }
 
 /** Nothing but the tables, typed, over the service's database. */
