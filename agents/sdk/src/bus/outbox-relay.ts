@@ -121,7 +121,11 @@ export class OutboxRelay {
   async #sendBatch(): Promise<number> {
     this.#woken = false;
     const { db } = this.#options;
-    if (db.getExecutor().adapter instanceof PostgresAdapter) return db.transaction().execute((trx) => this.#sendRows(trx, true));
+    if (db.getExecutor().adapter instanceof PostgresAdapter) {
+      // The topology first (it may wait for the control plane): never with rows locked and a transaction open.
+      await this.#options.topology.ready();
+      return db.transaction().execute((trx) => this.#sendRows(trx, true));
+    }
     return this.#sendRows(db, false);
   }
 

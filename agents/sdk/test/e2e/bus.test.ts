@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type DeadLetter, deadLetterQueue, type Envelope, ensureBusTables, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology } from '../../src/bus/index.js';
+import { type DeadLetter, deadLetterQueue, type Envelope, ensureBusTables, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology, type TopologySource } from '../../src/bus/index.js';
 import { cuttingProxy, queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */
@@ -107,6 +108,33 @@ describe('MessageBus: choreography and orchestration', () => {
     const sent = async (metrics: Registry) => ((await metrics.getSingleMetric('portico_messages_published_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
     const counts = await Promise.all(replicas.map(({ metrics }) => sent(metrics)));
     expect(counts[0]! + counts[1]!, `sent by each relay: ${counts.join(' and ')}`).toBe(1_000);
+  });
+
+  it('locks no PostgreSQL outbox row while it waits for the topology (the control plane may be away)', async () => {
+    const server = await redis();
+    const names = seedNames();
+    let release!: () => void;
+    const known = new Promise<void>((resolve) => (release = resolve));
+    const base = new StaticTopology({ [names.availabilityChanged]: [names.catalog] });
+    const topology: TopologySource = {
+      declare: (service, types) => base.declare(service, types),
+      ready: () => known,
+      subscribers: (type) => base.subscribers(type),
+      close: () => base.close(),
+    };
+    const own = await database(names.inventory, undefined, 'postgres');
+    const publisher = bus({ service: names.inventory, redis: server.url, topology, database: own.db });
+    await publisher.start();
+    const event = await publisher.publish(names.availabilityChanged, { sku: 'sku-1' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Another replica's relay could take the row now: nothing holds it.
+    const free = await sql<{ id: string }>`select id from portico_outbox for update skip locked`.execute(own.db);
+    expect(free.rows.map((row) => row.id)).toEqual([event.id]);
+    release();
+    await publisher.flushed();
+    const queue = queueHandle(serviceQueue(names.catalog), server.url);
+    resources.add(() => queue.close());
+    expect((await queue.getJob(event.id))?.data).toEqual(event);
   });
 
   it('fails at once, and adds to no queue, when Redis is away and there is no outbox', async () => {

@@ -25,6 +25,7 @@ export interface ServiceTables {
 
 export interface ServiceDatabase {
   db: Kysely<ServiceTables>;
+  /** Where it lives: the SQLite file, or the PostgreSQL schema. */
   file: string;
   close(): Promise<void>;
 }
