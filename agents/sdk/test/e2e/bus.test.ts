@@ -105,6 +105,8 @@ describe('MessageBus: choreography and orchestration', () => {
     const queue = queueHandle(serviceQueue(names.catalog), server.url);
     resources.add(() => queue.close());
     await waitUntil('every message in the queue', async () => (await queue.getJobCountByTypes('waiting')) === 1_000);
+    // Each relay counts a batch once it has deleted the rows: both must have finished theirs.
+    await Promise.all(replicas.map(({ bus: replica }) => replica.flushed()));
     const sent = async (metrics: Registry) => ((await metrics.getSingleMetric('portico_messages_published_total')?.get())?.values ?? []).reduce((sum, value) => sum + value.value, 0);
     const counts = await Promise.all(replicas.map(({ metrics }) => sent(metrics)));
     expect(counts[0]! + counts[1]!, `sent by each relay: ${counts.join(' and ')}`).toBe(1_000);
