@@ -6,7 +6,7 @@ import { queueHandle, type ServiceDatabase, startRedisServer, useTestResources, 
 import { run, type RunningProcess } from '../support/portico.js';
 
 const resources = useTestResources();
-const { redis, database, tempDir } = resources;
+const { redis, database, tempDir, bus } = resources;
 
 const countEffects = async (db: ServiceDatabase['db'], messageId?: string) => {
   let query = db.selectFrom('effects').select((eb) => eb.fn.countAll<number>().as('n'));
@@ -92,14 +92,13 @@ describe('MessageBus under faults', () => {
     const subscriber = `catalog-${suffix}`;
     const type = 'product.availability_changed';
     // A backoff of 4-8 s after the first failed attempt: far longer than Redis stays away here.
-    const publisher = new MessageBus({
+    const publisher = bus({
       service: `inventory-${suffix}`,
       redis: server.url,
       topology: new StaticTopology({ [type]: [subscriber] }),
       database: (await database(`inventory-${suffix}`)).db,
       relay: { retry: { initialMs: 8_000, maxMs: 8_000 } },
     });
-    resources.add(() => publisher.close());
     await publisher.start();
     await publisher.publish(type, { sku: 'sku-0', available: true });
     await publisher.flushed();
@@ -131,8 +130,7 @@ describe('MessageBus under faults', () => {
     };
     const first = start('slow');
     await first.waitForOutput(/ready/, 20_000);
-    const sender = new MessageBus({ service: `inventory-${randomUUID().slice(0, 8)}`, redis: server.url, topology: new StaticTopology() });
-    resources.add(() => sender.close());
+    const sender = bus({ service: `inventory-${randomUUID().slice(0, 8)}`, redis: server.url, topology: new StaticTopology() });
     await sender.start();
     const message = await sender.send(service, 'sku_set_availability', { sku: 'sku-1', available: false });
     await first.waitForOutput(new RegExp(`handling ${message.id} 1`), 20_000);

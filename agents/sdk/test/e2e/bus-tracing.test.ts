@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type Envelope, MessageBus, type MessageBusOptions, StaticTopology } from '../../src/bus/index.js';
+import { type Envelope, StaticTopology } from '../../src/bus/index.js';
 import { useTestResources, waitUntil } from '../support/bus.js';
 
 // A service that registers the OpenTelemetry SDK, as one that exports traces would.
@@ -24,13 +24,7 @@ afterAll(async () => {
 beforeEach(() => exporter.reset());
 
 const resources = useTestResources();
-const { redis, database } = resources;
-
-function bus(options: MessageBusOptions): MessageBus {
-  const created = new MessageBus(options);
-  resources.add(() => created.close());
-  return created;
-}
+const { redis, database, bus } = resources;
 
 const spanNamed = (name: string): ReadableSpan => {
   const span = exporter.getFinishedSpans().find((s) => s.name === name);

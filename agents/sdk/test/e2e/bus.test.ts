@@ -2,18 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { type DeadLetter, deadLetterQueue, type Envelope, ensureBusTables, MessageBus, type MessageBusOptions, serviceQueue, StaticTopology, type TopologySource } from '../../src/bus/index.js';
+import { type DeadLetter, deadLetterQueue, type Envelope, ensureBusTables, type MessageBus, serviceQueue, StaticTopology, type TopologySource } from '../../src/bus/index.js';
 import { cuttingProxy, queueHandle, useTestResources, waitUntil } from '../support/bus.js';
 
 /** Each test's own Redis, buses and databases, closed after it. */
 const resources = useTestResources();
-const { redis, database } = resources;
-
-function bus(options: MessageBusOptions): MessageBus {
-  const created = new MessageBus(options);
-  resources.add(() => created.close());
-  return created;
-}
+const { redis, database, bus } = resources;
 
 /** The seeds' three services under names of this test's own, and the event they all consume. */
 function seedNames() {

@@ -14,6 +14,7 @@ import pg from 'pg';
 import { afterEach } from 'vitest';
 import { createTestSchema } from '../../../../control-plane/test/support/postgres.js';
 import { startRedisServer, type TestRedis } from '../../../../control-plane/test/support/redis-server.js';
+import { MessageBus, type MessageBusOptions } from '../../src/bus/index.js';
 
 export { startRedisServer, type TestRedis };
 
@@ -190,6 +191,8 @@ export interface TestResources {
   database: (name: string, dir?: string, dialect?: Dialect) => Promise<ServiceDatabase>;
   /** A temp directory, removed after the test. */
   tempDir: () => Promise<string>;
+  /** A message bus (not started), closed after the test. */
+  bus: (options: MessageBusOptions) => MessageBus;
 }
 
 /** Call at a test file's top level: each test's resources are released after it (an `afterEach`). */
@@ -218,6 +221,11 @@ export function useTestResources(): TestResources {
       const dir = await mkdtemp(join(tmpdir(), 'portico-bus-test-'));
       add(() => rm(dir, { recursive: true, force: true }));
       return dir;
+    },
+    bus: (options) => {
+      const bus = new MessageBus(options);
+      add(() => bus.close());
+      return bus;
     },
   };
 }
