@@ -1,4 +1,4 @@
-import { type Transaction } from 'kysely';
+import { CompiledQuery, type Transaction } from 'kysely';
 import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
 import { type Envelope } from './envelope.js';
 
@@ -29,9 +29,15 @@ export class Inbox {
   readonly #db: BusDatabase;
   #queue: Pending[] = [];
   #flushing = false;
+  /** The inbox INSERT for each number of rows, built once: kysely's query building costs as much as SQLite's insert itself. */
+  readonly #inserts = new Map<number, string>();
 
-  constructor(db: BusDatabase) {
+  readonly #settling: (() => void) | undefined;
+
+  /** `settling`: called just before a group's messages are reported applied, in the same turn of the event loop as their acknowledgements. */
+  constructor(db: BusDatabase, options: { settling?: () => void } = {}) {
     this.#db = db;
+    this.#settling = options.settling;
   }
 
   /** Apply `envelope` with `work`; resolves true once committed, false when it had been applied before; rejects with the handler's error. */
@@ -83,6 +89,7 @@ export class Inbox {
       for (const pending of group) await this.#applyAlone(pending);
       return;
     }
+    this.#settling?.();
     group.forEach((pending, i) => pending.resolve(results[i] as boolean));
   }
 
@@ -111,12 +118,14 @@ export class Inbox {
       seen.add(envelope.id);
       rows.push({ message_id: envelope.id, type: envelope.type, processed_at: now });
     }
-    const inserted = await busTables(trx)
-      .insertInto('portico_inbox')
-      .values(rows)
-      .onConflict((conflict) => conflict.column('message_id').doNothing())
-      .returning('message_id')
-      .execute();
+    let insert = this.#inserts.get(rows.length);
+    if (insert === undefined) {
+      insert = busTables(this.#db).insertInto('portico_inbox').values(rows).onConflict((conflict) => conflict.column('message_id').doNothing()).returning('message_id').compile().sql;
+      this.#inserts.set(rows.length, insert);
+    }
+    const parameters: string[] = [];
+    for (const row of rows) parameters.push(row.message_id, row.type, row.processed_at);
+    const { rows: inserted } = await trx.executeQuery<{ message_id: string }>(CompiledQuery.raw(insert, parameters));
     return new Set(inserted.map((row) => row.message_id));
   }
 }

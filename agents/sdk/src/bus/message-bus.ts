@@ -11,6 +11,7 @@ import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
 import { addDeliveries } from './deliveries.js';
 import { createEnvelope, type Envelope, MESSAGE_TYPE_PATTERN, type MessageKind, type ParsedEnvelope, parseEnvelope, SERVICE_NAME_PATTERN } from './envelope.js';
+import { holdWritesForTick } from './hold-writes.js';
 import { Inbox } from './inbox.js';
 import { OutboxRelay } from './outbox-relay.js';
 import { BACKOFF_TYPE, deadLetterQueue, serviceQueue } from './queues.js';
@@ -131,7 +132,8 @@ export class MessageBus {
     this.#logger = options.logger ?? silentLogger;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#metrics = options.metrics === undefined ? undefined : new BusMetrics(options.metrics);
-    this.#inbox = options.database === undefined ? undefined : new Inbox(options.database);
+    // A group's acknowledgements (BullMQ completing each job) go to Redis in one write, not one each.
+    this.#inbox = options.database === undefined ? undefined : new Inbox(options.database, { settling: () => holdWritesForTick(this.#workerConnection) });
     // Producers fail fast while Redis is away (BullMQ's guidance): no offline queue, one retry.
     this.#producer = connect(options.redis, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
     this.#producer.on('error', () => undefined);
