@@ -40,7 +40,7 @@ export const MESSAGES_PER_TRANSACTION = 100;
 /**
  * Add every delivery, each message atomically: all of one message's deliveries (an event's to every
  * subscriber's queue) are in one Redis transaction (`MULTI` … `EXEC`), so either every queue gets it or
- * none does. Each job is added by BullMQ itself (`Job.addJob`, what `FlowProducer.addBulk` does for
+ * none does (a lone delivery, a command, needs none: its add is atomic by itself). Each job is added by BullMQ itself (`Job.addJob`, what `FlowProducer.addBulk` does for
  * jobs without parents, without the flow bookkeeping it does for every job, which made it cost twice
  * as much as `Queue.addBulk` per job). The messages go in transactions of up to
  * `MESSAGES_PER_TRANSACTION`, sent one after another on one connection, so Redis applies them in order.
@@ -61,6 +61,12 @@ export async function addDeliveries(queueFor: QueueFor, deliveries: readonly Del
   const client = await (queues.get(first.queue) as Queue).getBackend().client;
   // Nothing is built for a connection that is down: each of a batch's commands would fail alone.
   if (client.status !== 'ready') throw new Error(`Redis is not connected (the connection is ${client.status})`);
+  if (deliveries.length === 1) {
+    // One job: BullMQ's add is one script, atomic by itself, and needs no transaction (building one
+    // costs more than the add: ioredis copies every loaded script onto it).
+    await new Job(queues.get(first.queue) as Queue, first.envelope.type, first.envelope, messageJobOptions(first.envelope), first.envelope.id).addJob(client);
+    return;
+  }
   const sent: Promise<[Error | null, unknown][] | null>[] = [];
   const queued: Promise<unknown>[] = [];
   let failure: Error | undefined;
