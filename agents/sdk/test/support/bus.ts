@@ -15,6 +15,7 @@ import { afterEach } from 'vitest';
 import { createTestSchema } from '../../../../control-plane/test/support/postgres.js';
 import { startRedisServer, type TestRedis } from '../../../../control-plane/test/support/redis-server.js';
 import { MessageBus, type MessageBusOptions } from '../../src/bus/index.js';
+import { withStatementCache } from '../../src/bus/sqlite-statements.js';
 
 export { startRedisServer, type TestRedis };
 
@@ -45,7 +46,8 @@ export async function serviceDatabase(name: string, dir?: string, dialect: Diale
   // What a service on SQLite runs with: WAL commits without an fsync each (durable across a crash of the process).
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<ServiceTables>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // As a service should open it: each query prepared once (see `withStatementCache`).
+  const db = new Kysely<ServiceTables>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   await createServiceTables(db);
   return {
     db,

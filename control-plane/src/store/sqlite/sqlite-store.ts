@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { withStatementCache } from '@portico/sdk/bus/sqlite-statements';
+import { Kysely, SqliteDialect } from 'kysely';
 import { type Database } from '../kysely/database.js';
 import { KyselyStore } from '../kysely/kysely-store.js';
 
@@ -44,31 +45,4 @@ export class SqliteStore extends KyselyStore {
     }
     return new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   }
-}
-
-/** Distinct SQL texts kept prepared; the store issues a few dozen, so this bound is never reached in use. */
-const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * kysely prepares every query anew, and preparing costs as much as running a small query. Statements
- * are reusable in better-sqlite3 and every call on the one connection is synchronous, so one prepared
- * statement per SQL text can serve every execution.
- */
-function withStatementCache(database: BetterSqlite3.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return {
-    close: () => {
-      cache.clear();
-      database.close();
-    },
-    prepare: (sql) => {
-      let statement = cache.get(sql);
-      if (statement === undefined) {
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
-        statement = database.prepare(sql);
-        cache.set(sql, statement);
-      }
-      return statement;
-    },
-  };
 }
