@@ -163,7 +163,7 @@ export class DeadLetters {
     const dlq = this.#bus.queue(deadLetterQueue(queue));
     for (let i = 0; i < ready.length; i += ADD_CHUNK) {
       const chunk = ready.slice(i, i + ADD_CHUNK).map((entry) => ({ ...entry, jobId: `${entry.envelope.id}-replay-${Date.now()}` }));
-      await target.addBulk(chunk.map(({ envelope, jobId }) => ({ name: envelope.type, data: envelope, opts: messageJobOptions(envelope, jobId) })));
+      await target.addBulk(chunk.map(({ envelope, jobId }) => ({ name: envelope.type, data: envelope, opts: messageJobOptions(jobId) })));
       // Only once the messages are in the queue: a crash before this line duplicates, never loses.
       await Promise.all(chunk.map(({ deadLetterId }) => dlq.remove(deadLetterId)));
       for (const { deadLetterId, jobId } of chunk) replayed.push({ deadLetterId, jobId });

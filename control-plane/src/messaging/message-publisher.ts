@@ -1,4 +1,4 @@
-import { addDeliveries, type Delivery } from '@portico/sdk/bus/deliveries';
+import { addDeliveries, deliveriesOf } from '@portico/sdk/bus/deliveries';
 import { createEnvelope, type Envelope } from '@portico/sdk/bus/envelope';
 import { QUEUE_PREFIX, serviceQueue } from '@portico/sdk/bus/queues';
 import { type Principal } from '../auth/token-service.js';
@@ -78,8 +78,7 @@ export class MessagePublisher {
           });
         }
       }
-      const deliveries: Delivery[] = queues.map((queue) => ({ queue, envelope }));
-      await addDeliveries((name) => this.#bus.queue(name), deliveries);
+      await addDeliveries((name) => this.#bus.queue(name), deliveriesOf(envelope, queues));
     });
     await this.#audit.append({
       actorId: actor.id,

@@ -1,11 +1,21 @@
-import { Job, type JobsOptions, type Queue } from 'bullmq';
+import { Job, type JobJson, type JobsOptions, type Queue } from 'bullmq';
 import { type Envelope } from './envelope.js';
 import { BACKOFF_TYPE, MAX_DELIVERY_ATTEMPTS } from './queues.js';
 
-/** One message bound for one queue. */
+/**
+ * One message bound for one queue: the message's id (the job's id) and type (the job's name), and its
+ * envelope written as JSON (the job's data, as the outbox keeps it).
+ */
 export interface Delivery {
   queue: string;
-  envelope: Envelope;
+  id: string;
+  type: string;
+  data: string;
+}
+
+/** The deliveries of `envelope` to each of `queues`, the envelope written as JSON once for all of them. */
+export function deliveriesOf(envelope: Envelope, queues: readonly string[], data: string = JSON.stringify(envelope)): Delivery[] {
+  return queues.map((queue) => ({ queue, id: envelope.id, type: envelope.type, data }));
 }
 
 /**
@@ -17,8 +27,8 @@ export type QueueFor = (name: string) => Queue;
 /** Completed message jobs are kept this long, so a re-send of the same message id within it is deduplicated by BullMQ itself. */
 export const KEEP_COMPLETED_S = 3600;
 
-/** The options every message job is added with: its id is the message id; the consumer governs retries. */
-export function messageJobOptions(envelope: Envelope, jobId: string = envelope.id): JobsOptions {
+/** The options every message job is added with: its id is the message id (`jobId`); the consumer governs retries. */
+export function messageJobOptions(jobId: string): JobsOptions {
   return {
     jobId,
     attempts: MAX_DELIVERY_ATTEMPTS,
@@ -36,6 +46,25 @@ export function messageJobOptions(envelope: Envelope, jobId: string = envelope.i
  * queues); and while Redis runs one, the next is being built.
  */
 export const MESSAGES_PER_TRANSACTION = 100;
+
+/**
+ * A message's job, its data already JSON: BullMQ writes that text as it is rather than writing the
+ * envelope again for every queue (and the relay need not read the outbox's JSON back first).
+ */
+class MessageJob extends Job {
+  readonly #data: string;
+
+  constructor(queue: Queue, delivery: Delivery) {
+    super(queue, delivery.type, undefined, messageJobOptions(delivery.id), delivery.id);
+    this.#data = delivery.data;
+  }
+
+  override asJSON(): JobJson {
+    const json = super.asJSON();
+    json.data = this.#data;
+    return json;
+  }
+}
 
 /**
  * Add every delivery, each message atomically: all of one message's deliveries (an event's to every
@@ -64,7 +93,7 @@ export async function addDeliveries(queueFor: QueueFor, deliveries: readonly Del
   if (deliveries.length === 1) {
     // One job: BullMQ's add is one script, atomic by itself, and needs no transaction (building one
     // costs more than the add: ioredis copies every loaded script onto it).
-    await new Job(queues.get(first.queue) as Queue, first.envelope.type, first.envelope, messageJobOptions(first.envelope), first.envelope.id).addJob(client);
+    await new MessageJob(queues.get(first.queue) as Queue, first).addJob(client);
     return;
   }
   const sent: Promise<[Error | null, unknown][] | null>[] = [];
@@ -74,8 +103,8 @@ export async function addDeliveries(queueFor: QueueFor, deliveries: readonly Del
     let transaction = client.multi();
     let messages = 0;
     let last: string | undefined;
-    for (const { queue, envelope } of deliveries) {
-      if (envelope.id !== last) {
+    for (const delivery of deliveries) {
+      if (delivery.id !== last) {
         // A message's deliveries are never split: a new transaction starts only at a new message.
         if (messages === MESSAGES_PER_TRANSACTION) {
           sent.push(transaction.exec());
@@ -83,11 +112,11 @@ export async function addDeliveries(queueFor: QueueFor, deliveries: readonly Del
           messages = 0;
         }
         messages += 1;
-        last = envelope.id;
+        last = delivery.id;
       }
       // Queued on the transaction at once (a job BullMQ cannot encode throws here, before its
       // transaction is sent); the promise settles with nothing of use.
-      queued.push(new Job(queues.get(queue) as Queue, envelope.type, envelope, messageJobOptions(envelope), envelope.id).addJob(transaction));
+      queued.push(new MessageJob(queues.get(delivery.queue) as Queue, delivery).addJob(transaction));
     }
     sent.push(transaction.exec());
   } catch (error) {

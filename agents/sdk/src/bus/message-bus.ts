@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../logger.js';
 import { BusMetrics, type ProcessOutcome } from './bus-metrics.js';
 import { type BusDatabase, busTables, ensureBusTables, storedTime } from './bus-tables.js';
 import { type DeadLetter, type DeadLetterReason, type DeliveryAttempt } from './dead-letter.js';
-import { addDeliveries } from './deliveries.js';
+import { addDeliveries, deliveriesOf } from './deliveries.js';
 import { createEnvelope, type Envelope, MESSAGE_TYPE_PATTERN, type MessageKind, type ParsedEnvelope, parseEnvelope, SERVICE_NAME_PATTERN } from './envelope.js';
 import { holdWritesForTick } from './hold-writes.js';
 import { Inbox } from './inbox.js';
@@ -180,7 +180,7 @@ export class MessageBus {
         topology: this.#options.topology,
         logger: this.#logger,
         ...this.#options.relay,
-        onSent: (envelope) => this.#metrics?.published.inc({ type: envelope.type }),
+        onSent: (type) => this.#metrics?.published.inc({ type }),
       });
       this.#relay.start();
     }
@@ -276,10 +276,7 @@ export class MessageBus {
     const services = target !== undefined ? [target] : this.#options.topology.subscribers(type);
     try {
       await withTimeout(
-        addDeliveries(
-          this.#queueFor,
-          services.map((service) => ({ queue: serviceQueue(service), envelope })),
-        ),
+        addDeliveries(this.#queueFor, deliveriesOf(envelope, services.map(serviceQueue), serialized)),
         DIRECT_SEND_TIMEOUT_MS,
         'adding the message to Redis',
       );

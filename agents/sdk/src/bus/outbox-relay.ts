@@ -3,7 +3,6 @@ import { Backoff } from '../backoff.js';
 import { type Logger } from '../logger.js';
 import { type BusDatabase, busTables, storedTime } from './bus-tables.js';
 import { addDeliveries, type Delivery, type QueueFor } from './deliveries.js';
-import { type Envelope } from './envelope.js';
 import { serviceQueue } from './queues.js';
 import { type TopologySource } from './topology.js';
 import { withTimeout } from './with-timeout.js';
@@ -20,8 +19,8 @@ export interface OutboxRelayOptions {
   pollMs?: number;
   /** A send taking longer counts as failed and is tried again (default 5 s); a late success is deduplicated. */
   sendTimeoutMs?: number;
-  /** Called with each message handed to Redis. */
-  onSent?: (envelope: Envelope, queues: number) => void;
+  /** Called with the type of each message handed to Redis, and the number of queues it went to. */
+  onSent?: (type: string, queues: number) => void;
   /** Delays between attempts while Redis cannot be reached (default 100 ms doubling to 5 s, jittered); `retryNow` ends one early. */
   retry?: { initialMs: number; maxMs: number };
 }
@@ -138,12 +137,12 @@ export class OutboxRelay {
     if (rows.length === 0) return 0;
     await topology.ready();
     const deliveries: Delivery[] = [];
-    const counts: [Envelope, number][] = [];
+    const counts: [string, number][] = [];
     for (const row of rows) {
-      const envelope = JSON.parse(row.envelope) as Envelope;
       const services = row.kind === 'command' ? [row.target as string] : topology.subscribers(row.type);
-      for (const service of services) deliveries.push({ queue: serviceQueue(service), envelope });
-      counts.push([envelope, services.length]);
+      // The envelope goes as the outbox keeps it, JSON: it is not read back.
+      for (const service of services) deliveries.push({ queue: serviceQueue(service), id: row.id, type: row.type, data: row.envelope });
+      counts.push([row.type, services.length]);
     }
     await withTimeout(addDeliveries(queueFor, deliveries), this.#options.sendTimeoutMs, 'adding the outbox batch to Redis');
     await outbox
@@ -154,7 +153,7 @@ export class OutboxRelay {
         rows.map((row) => row.id),
       )
       .execute();
-    for (const [envelope, queues] of counts) this.#options.onSent?.(envelope, queues);
+    for (const [type, queues] of counts) this.#options.onSent?.(type, queues);
     return rows.length;
   }
 

@@ -73,16 +73,16 @@ describe('/api/v1/queues and /api/v1/messages over real BullMQ queues', () => {
     const q = queue(name);
     const ok = envelope('product.viewed');
     const bad = envelope('product.fails');
-    await q.add(ok.type, ok, messageJobOptions(ok));
+    await q.add(ok.type, ok, messageJobOptions(ok.id));
     await q.add(bad.type, bad, { jobId: bad.id, attempts: 1 });
     const worker = await work(name, 2, ['product.fails']);
     const live = (await get('/api/v1/queues')).json<{ queues: Array<{ name: string; consumers: number }> }>();
     expect(live.queues.find((entry) => entry.name === name)?.consumers).toBe(1);
     await worker.close();
     const waiting = [envelope('product.waiting', { n: 1 }), envelope('product.waiting', { n: 2 })];
-    for (const message of waiting) await q.add(message.type, message, messageJobOptions(message));
+    for (const message of waiting) await q.add(message.type, message, messageJobOptions(message.id));
     const delayed = envelope('product.later');
-    await q.add(delayed.type, delayed, { ...messageJobOptions(delayed), delay: 60_000 });
+    await q.add(delayed.type, delayed, { ...messageJobOptions(delayed.id), delay: 60_000 });
     const dead = await addDeadLetter(name, envelope('product.dead'));
     const malformed = await addDeadLetter(name, undefined);
     return { service, name, q, ok, bad, waiting, delayed, dead, malformed };
@@ -186,7 +186,7 @@ describe('/api/v1/queues and /api/v1/messages over real BullMQ queues', () => {
     const name = serviceQueue(service);
     const q = queue(name);
     const original = envelope('order.placed', { order: 1 });
-    await q.add(original.type, original, messageJobOptions(original));
+    await q.add(original.type, original, messageJobOptions(original.id));
     (await work(name, 1)).close().catch(() => undefined);
     const letters = [await addDeadLetter(name, original), await addDeadLetter(name, envelope('order.placed', { order: 2 }))];
     const malformed = await addDeadLetter(name, undefined);
@@ -239,7 +239,7 @@ describe('/api/v1/queues and /api/v1/messages over real BullMQ queues', () => {
     // A job held by a worker.
     const busyName = serviceQueue(svc());
     const busy = envelope('slow.job');
-    await queue(busyName).add(busy.type, busy, messageJobOptions(busy));
+    await queue(busyName).add(busy.type, busy, messageJobOptions(busy.id));
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let started!: () => void;

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { addDeliveries, MESSAGES_PER_TRANSACTION } from '../../../src/bus/deliveries.js';
+import { addDeliveries, deliveriesOf, MESSAGES_PER_TRANSACTION } from '../../../src/bus/deliveries.js';
 import { createEnvelope } from '../../../src/bus/envelope.js';
 import { queueHandle, useTestResources } from '../../support/bus.js';
 
@@ -38,7 +38,7 @@ describe('addDeliveries (a real Redis)', () => {
   it('adds a lone delivery (a command) without a transaction', async () => {
     const { queueFor, transactions, read } = await setup();
     const envelope = createEnvelope({ kind: 'command', type: 'sku_set_availability', source: 'inventory', payload: { sku: 'a' } });
-    await addDeliveries(queueFor, [{ queue: 'catalog_service_queue', envelope }]);
+    await addDeliveries(queueFor, deliveriesOf(envelope, ['catalog_service_queue']));
     expect(await transactions()).toBe(0);
     const job = await read('catalog_service_queue').getJob(envelope.id);
     expect(job?.data).toEqual(envelope);
@@ -49,10 +49,7 @@ describe('addDeliveries (a real Redis)', () => {
     const { queueFor, transactions, read } = await setup();
     const envelope = event(1);
     const queues = ['inventory_service_queue', 'catalog_service_queue', 'user_service_queue'];
-    await addDeliveries(
-      queueFor,
-      queues.map((queue) => ({ queue, envelope })),
-    );
+    await addDeliveries(queueFor, deliveriesOf(envelope, queues));
     expect(await transactions()).toBe(1);
     for (const queue of queues) expect((await read(queue).getJob(envelope.id))?.data).toEqual(envelope);
   });
@@ -62,10 +59,7 @@ describe('addDeliveries (a real Redis)', () => {
     const messages = Array.from({ length: 2 * MESSAGES_PER_TRANSACTION + 50 }, (_, n) => event(n));
     await addDeliveries(
       queueFor,
-      messages.flatMap((envelope) => [
-        { queue: 'catalog_service_queue', envelope },
-        { queue: 'user_service_queue', envelope },
-      ]),
+      messages.flatMap((envelope) => deliveriesOf(envelope, ['catalog_service_queue', 'user_service_queue'])),
     );
     expect(await transactions()).toBe(3);
     expect(await read('catalog_service_queue').getWaitingCount()).toBe(messages.length);
