@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import { v7 as uuidv7, validate as validUuid } from 'uuid';
 
 /**
@@ -52,7 +53,7 @@ export function createEnvelope<P>(init: EnvelopeInit<P>): Envelope<P> {
   if (!MESSAGE_TYPE_PATTERN.test(init.type)) throw new TypeError(`"${init.type}" is not a valid message type: letters, digits, ".", "_" and "-", up to 128.`);
   if (!SERVICE_NAME_PATTERN.test(init.source)) throw new TypeError(`"${init.source}" is not a valid service name.`);
   const envelope: Envelope<P> = {
-    id: init.id ?? uuidv7(),
+    id: init.id ?? newMessageId(),
     kind: init.kind,
     type: init.type,
     source: init.source,
@@ -65,6 +66,34 @@ export function createEnvelope<P>(init: EnvelopeInit<P>): Envelope<P> {
     if (init.tracestate !== undefined) envelope.tracestate = init.tracestate;
   }
   return envelope;
+}
+
+/** Random bytes for ids, refilled 256 ids at a time: uuid asks the system for 16 bytes per id, which costs more than the rest of a publish's JavaScript. */
+const randomPool = new Uint8Array(4096);
+let randomAt = randomPool.length;
+/** The last id's millisecond and sequence, so ids made within one millisecond still sort in the order they were made. */
+const idClock = { msecs: -Infinity, seq: 0 };
+
+/**
+ * A new message id: a UUIDv7 (uuid's `v7`) from pooled random bytes, with uuid's own rule for ids made
+ * within one millisecond (a random 31-bit sequence that then counts up, carrying into the millisecond),
+ * so a process's ids sort in the order it made them, as the outbox relay's order needs.
+ */
+export function newMessageId(): string {
+  if (randomAt + 16 > randomPool.length) {
+    randomFillSync(randomPool);
+    randomAt = 0;
+  }
+  const random = randomPool.subarray(randomAt, (randomAt += 16));
+  const now = Date.now();
+  if (now > idClock.msecs) {
+    idClock.msecs = now;
+    idClock.seq = (((random[6] as number) & 0x7f) << 24) | ((random[7] as number) << 16) | ((random[8] as number) << 8) | (random[9] as number);
+  } else {
+    idClock.seq = (idClock.seq + 1) | 0;
+    if (idClock.seq === 0) idClock.msecs += 1;
+  }
+  return uuidv7({ random, msecs: idClock.msecs, seq: idClock.seq });
 }
 
 export type ParsedEnvelope = { ok: true; envelope: Envelope } | { ok: false; problem: string };
