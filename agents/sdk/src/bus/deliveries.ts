@@ -69,9 +69,10 @@ class MessageJob extends Job {
 /**
  * Add every delivery, each message atomically: all of one message's deliveries (an event's to every
  * subscriber's queue) are in one Redis transaction (`MULTI` … `EXEC`), so either every queue gets it or
- * none does (a lone delivery, a command, needs none: its add is atomic by itself). Each job is added by BullMQ itself (`Job.addJob`, what `FlowProducer.addBulk` does for
- * jobs without parents, without the flow bookkeeping it does for every job, which made it cost twice
- * as much as `Queue.addBulk` per job). The messages go in transactions of up to
+ * none does (a lone delivery, a command, needs none: its add is atomic by itself). Each job is added
+ * by BullMQ itself (`Job.addJob`, what `FlowProducer.addBulk` does for jobs without parents, without
+ * the flow bookkeeping it does for every job, which made it cost twice as much as `Queue.addBulk` per
+ * job). The messages go in transactions of up to
  * `MESSAGES_PER_TRANSACTION`, sent one after another on one connection, so Redis applies them in order.
  * A message's deliveries must be next to each other in `deliveries` (a transaction ends only between two
  * messages). A job id that already exists in its queue is left alone (BullMQ's deduplication by id), so adding the
