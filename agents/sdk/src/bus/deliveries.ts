@@ -72,11 +72,11 @@ class MessageJob extends Job {
  * none does (a lone delivery, a command, needs none: its add is atomic by itself). Each job is added
  * by BullMQ itself (`Job.addJob`, what `FlowProducer.addBulk` does for jobs without parents, without
  * the flow bookkeeping it does for every job, which made it cost twice as much as `Queue.addBulk` per
- * job). The messages go in transactions of up to
- * `MESSAGES_PER_TRANSACTION`, sent one after another on one connection, so Redis applies them in order.
- * A message's deliveries must be next to each other in `deliveries` (a transaction ends only between two
- * messages). A job id that already exists in its queue is left alone (BullMQ's deduplication by id), so adding the
- * same deliveries again after a failure that hid the outcome is safe.
+ * job). The messages go in transactions of up to `MESSAGES_PER_TRANSACTION`, sent one after another on
+ * one connection, so Redis applies them in order. A message's deliveries must be next to each other in
+ * `deliveries` (a transaction ends only between two messages). A job id that already exists in its
+ * queue is left alone (BullMQ's deduplication by id), so adding the same deliveries again after a
+ * failure that hid the outcome is safe.
  *
  * @throws the driver's error when Redis cannot be reached or refuses a transaction (the transactions
  *   before it may have been applied).
