@@ -18,7 +18,15 @@
  * load: wrk with paced connections at about the same rate against nginx, the relay and portico, in
  * alternating rounds; the median of the rounds' p50 and p99 is printed (target: portico's p99 within
  * 1 ms of nginx's), and each proxy's CPU time per request in those rounds (user and system, read from
- * /proc), which moves less with the machine than requests/s do. Needs the Debian packages nginx and wrk.
+ * /proc), which moves less with the machine than requests/s do. The load is offered two ways:
+ *
+ *   spread    each connection waits a random 0-20 ms before each request (10 on average): like
+ *             independent clients, requests arrive at random moments. The target is judged here.
+ *   bursts    each connection waits the same 10 ms: the connections, started together, stay in step
+ *             and send about 50 requests at once every 10 ms, so each proxy works through a burst in
+ *             turn and its p99 is about a burst's worth of its CPU time per request.
+ *
+ * Needs the Debian packages nginx and wrk.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -170,33 +178,41 @@ createServer({ noDelay: true }, (client) => {
   }
   const top = (name: keyof typeof targets) => best[name].reduce((a, b) => (b.rps > a.rps ? b : a));
 
-  // Paced wrk: each of FIXED_CONNECTIONS connections waits 1000 * FIXED_CONNECTIONS / FIXED_RATE ms
-  // before each request, so the offered load is about FIXED_RATE req/s whatever the proxy does.
-  const pace = join(dir, 'pace.lua');
-  await writeFile(pace, `function delay()\n  return ${(1000 * FIXED_CONNECTIONS) / FIXED_RATE}\nend\n`);
-  const fixed = async (url: string, pid: number | undefined) => {
+  // Paced wrk, so the offered load is about FIXED_RATE req/s whatever the proxy does: each of
+  // FIXED_CONNECTIONS connections waits `gap` = 1000 * FIXED_CONNECTIONS / FIXED_RATE ms on average
+  // before each request, a random 0 to 2 × gap (spread) or exactly gap (bursts).
+  const gap = Math.round((1000 * FIXED_CONNECTIONS) / FIXED_RATE);
+  const paces = { spread: join(dir, 'pace-spread.lua'), bursts: join(dir, 'pace-bursts.lua') } as const;
+  type Pace = keyof typeof paces;
+  await writeFile(paces.spread, `function delay()\n  return math.random(0, ${2 * gap})\nend\n`);
+  await writeFile(paces.bursts, `function delay()\n  return ${gap}\nend\n`);
+  const fixed = async (url: string, pid: number | undefined, pace: Pace) => {
     const before = await cpuTime(pid);
-    const { stdout } = await run('wrk', ['-t1', `-c${FIXED_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', '-s', pace, url]);
+    const { stdout } = await run('wrk', ['-t1', `-c${FIXED_CONNECTIONS}`, `-d${DURATION_S}s`, '--latency', '-s', paces[pace], url]);
     const after = await cpuTime(pid);
     const figures = parseWrk(stdout);
     const requests = figures.rps * DURATION_S;
     return { ...figures, userUs: (after.user - before.user) / requests, systemUs: (after.system - before.system) / requests };
   };
   const paced = { nginx: targets.nginx, relay: targets.relay, portico: targets.portico } as const;
-  const rounds: Record<keyof typeof paced, (WrkFigures & { userUs: number; systemUs: number })[]> = { nginx: [], relay: [], portico: [] };
+  type Paced = keyof typeof paced;
+  type Round = WrkFigures & { userUs: number; systemUs: number };
+  const rounds: Record<Pace, Record<Paced, Round[]>> = { spread: { nginx: [], relay: [], portico: [] }, bursts: { nginx: [], relay: [], portico: [] } };
   for (let round = 0; round < FIXED_ROUNDS; round++) {
-    for (const name of Object.keys(paced) as Array<keyof typeof paced>) rounds[name].push(await fixed(paced[name], pids[name]));
+    for (const pace of Object.keys(paces) as Pace[]) {
+      for (const name of Object.keys(paced) as Paced[]) rounds[pace][name].push(await fixed(paced[name], pids[name], pace));
+    }
   }
   const median = (values: number[]) => {
     const sorted = [...values].sort((a, b) => a - b);
     const middle = Math.floor(sorted.length / 2);
     return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
   };
-  const fixedMedian = (name: keyof typeof paced): WrkFigures => ({
-    rps: median(rounds[name].map((r) => r.rps)),
-    p50: median(rounds[name].map((r) => r.p50)),
-    p99: median(rounds[name].map((r) => r.p99)),
-    errors: rounds[name].reduce((sum, r) => sum + r.errors, 0),
+  const fixedMedian = (pace: Pace, name: Paced): WrkFigures => ({
+    rps: median(rounds[pace][name].map((r) => r.rps)),
+    p50: median(rounds[pace][name].map((r) => r.p50)),
+    p99: median(rounds[pace][name].map((r) => r.p99)),
+    errors: rounds[pace][name].reduce((sum, r) => sum + r.errors, 0),
   });
 
   const f = (n: number, digits = 2) => n.toFixed(digits).padStart(10);
@@ -208,22 +224,30 @@ createServer({ noDelay: true }, (client) => {
   }
   console.log(`ratio relay/nginx (req/s): ${(top('relay').rps / top('nginx').rps).toFixed(2)}   (a Node.js process that only relays bytes)`);
   console.log(`ratio portico/nginx (req/s): ${(top('portico').rps / top('nginx').rps).toFixed(2)}   target ≥ 0.60`);
-  console.log(
-    `\nfixed load: about ${FIXED_RATE} req/s for ${DURATION_S} s (wrk, ${FIXED_CONNECTIONS} connections, each pacing its requests), ${FIXED_ROUNDS} alternating rounds, median of the rounds`,
-  );
-  console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}   every round's p99 ms`);
-  for (const name of Object.keys(paced) as Array<keyof typeof paced>) {
-    const r = fixedMedian(name);
-    console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}   ${rounds[name].map((x) => x.p99.toFixed(2)).join(' / ')}`);
+  const describe: Record<Pace, string> = {
+    spread: `each connection waiting a random 0-${2 * gap} ms before each request`,
+    bursts: `each connection waiting ${gap} ms before each request, so they send together`,
+  };
+  for (const pace of Object.keys(paces) as Pace[]) {
+    console.log(
+      `\nfixed load, ${pace}: about ${FIXED_RATE} req/s for ${DURATION_S} s (wrk, ${FIXED_CONNECTIONS} connections, ${describe[pace]}), ${FIXED_ROUNDS} alternating rounds, median of the rounds`,
+    );
+    console.log(`${'target'.padEnd(10)}${'req/s'.padStart(10)}${'p50 ms'.padStart(10)}${'p99 ms'.padStart(10)}${'errors'.padStart(10)}   every round's p99 ms`);
+    for (const name of Object.keys(paced) as Paced[]) {
+      const r = fixedMedian(pace, name);
+      console.log(`${name.padEnd(10)}${f(r.rps, 0)}${f(r.p50)}${f(r.p99)}${f(r.errors, 0)}   ${rounds[pace][name].map((x) => x.p99.toFixed(2)).join(' / ')}`);
+    }
+    console.log(`p99 relay − nginx: ${(fixedMedian(pace, 'relay').p99 - fixedMedian(pace, 'nginx').p99).toFixed(2)} ms   (a Node.js process that only relays bytes)`);
+    const gapMs = (fixedMedian(pace, 'portico').p99 - fixedMedian(pace, 'nginx').p99).toFixed(2);
+    console.log(`p99 portico − nginx: ${gapMs} ms   ${pace === 'spread' ? 'target ≤ 1 ms' : `(${FIXED_CONNECTIONS} requests at once: each proxy works through them in turn)`}`);
   }
-  console.log(`p99 relay − nginx: ${(fixedMedian('relay').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   (a Node.js process that only relays bytes)`);
-  console.log(`p99 portico − nginx: ${(fixedMedian('portico').p99 - fixedMedian('nginx').p99).toFixed(2)} ms   target ≤ 1 ms`);
-  console.log(`\nCPU time per request at the fixed load (the proxy's processes, from /proc; median of the rounds)`);
-  console.log(`${'target'.padEnd(10)}${'user µs'.padStart(10)}${'system µs'.padStart(12)}${'total µs'.padStart(10)}`);
-  for (const name of Object.keys(paced) as Array<keyof typeof paced>) {
-    const user = median(rounds[name].map((r) => r.userUs));
-    const system = median(rounds[name].map((r) => r.systemUs));
-    console.log(`${name.padEnd(10)}${f(user, 1)}${f(system, 1).padStart(12)}${f(user + system, 1)}`);
+  console.log(`\nCPU time per request at the fixed load (the proxy's processes, from /proc; median of the rounds): user, system and total when spread, total in bursts`);
+  console.log(`${'target'.padEnd(10)}${'user µs'.padStart(10)}${'system µs'.padStart(12)}${'total µs'.padStart(10)}${'bursts µs'.padStart(12)}`);
+  for (const name of Object.keys(paced) as Paced[]) {
+    const user = median(rounds.spread[name].map((r) => r.userUs));
+    const system = median(rounds.spread[name].map((r) => r.systemUs));
+    const bursts = median(rounds.bursts[name].map((r) => r.userUs + r.systemUs));
+    console.log(`${name.padEnd(10)}${f(user, 1)}${f(system, 1).padStart(12)}${f(user + system, 1)}${f(bursts, 1).padStart(12)}`);
   }
 } finally {
   await controlPlane?.stop('SIGTERM');
