@@ -1,14 +1,62 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * Hop-by-hop headers (RFC 9110, 7.6.1, and the legacy ones proxies still meet): they describe one
- * connection and are never forwarded. `host` is not hop-by-hop, but the upstream gets its own.
+ * Lower-case header names looked up by length first: most names a request or response carries have
+ * a length none of these has, and are never lower-cased or hashed. `get` takes a name in any case.
  */
-const REQUEST_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'host']);
-const RESPONSE_DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate']);
+class NameTable<T> {
+  readonly #byLength: Array<Array<readonly [string, T]> | undefined> = [];
 
-/** Headers the gateway sets itself: whatever a client sends under these names is replaced, never passed on. */
-const GATEWAY_OWNED = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-prefix', 'traceparent', 'x-forwarded-for', 'forwarded']);
+  constructor(entries: ReadonlyArray<readonly [string, T]>) {
+    for (const entry of entries) (this.#byLength[entry[0].length] ??= []).push(entry);
+  }
+
+  get(name: string): T | undefined {
+    const candidates = this.#byLength[name.length];
+    if (candidates === undefined) return undefined;
+    const lower = name.toLowerCase();
+    for (const [known, value] of candidates) if (known === lower) return value;
+    return undefined;
+  }
+}
+
+/** What the gateway does with a request header of this name. */
+const enum RequestHeader {
+  /** Hop-by-hop (RFC 9110, 7.6.1, and the legacy ones proxies still meet): never forwarded. */
+  Dropped = 1,
+  /** Not hop-by-hop, but the upstream gets its own; noted for the forwarding headers. */
+  Host,
+  /** The gateway's own (`X-Forwarded-Proto/Host/Prefix`): the client's copy is replaced. */
+  Owned,
+  /** Extended with the client: the client's copies are kept in front. */
+  ForwardedFor,
+  Forwarded,
+  /** Continued: the client's trace id is kept. */
+  Traceparent,
+}
+
+const REQUEST_HEADERS = new NameTable<RequestHeader>([
+  ['connection', RequestHeader.Dropped],
+  ['keep-alive', RequestHeader.Dropped],
+  ['proxy-connection', RequestHeader.Dropped],
+  ['te', RequestHeader.Dropped],
+  ['trailer', RequestHeader.Dropped],
+  ['transfer-encoding', RequestHeader.Dropped],
+  ['upgrade', RequestHeader.Dropped],
+  ['proxy-authorization', RequestHeader.Dropped],
+  ['host', RequestHeader.Host],
+  ['x-forwarded-proto', RequestHeader.Owned],
+  ['x-forwarded-host', RequestHeader.Owned],
+  ['x-forwarded-prefix', RequestHeader.Owned],
+  ['x-forwarded-for', RequestHeader.ForwardedFor],
+  ['forwarded', RequestHeader.Forwarded],
+  ['traceparent', RequestHeader.Traceparent],
+]);
+
+/** Hop-by-hop response headers: never passed on to the client. */
+const RESPONSE_DROPPED = new NameTable<true>(
+  ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate'].map((name) => [name, true] as const),
+);
 
 export interface ForwardContext {
   /** The client's address (the TCP peer). */
@@ -21,12 +69,17 @@ export interface ForwardContext {
   prefix: string;
 }
 
-/** The names a `Connection` header lists (lower case), which are hop-by-hop for this message. */
+/**
+ * The names a `Connection` header lists (lower case), which are hop-by-hop for this message; undefined
+ * when it lists none but `keep-alive` and `close` (the usual values), which are dropped anyway.
+ */
 function connectionTokens(rawHeaders: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if ((rawHeaders[i] as string).length !== 10 || (rawHeaders[i] as string).toLowerCase() !== 'connection') continue;
-    for (const token of (rawHeaders[i + 1] as string).split(',')) {
+    const value = rawHeaders[i + 1] as string;
+    if ((value.length === 10 || value.length === 5) && (value.toLowerCase() === 'keep-alive' || value.toLowerCase() === 'close')) continue;
+    for (const token of value.split(',')) {
       const name = token.trim().toLowerCase();
       if (name !== '') (tokens ??= new Set()).add(name);
     }
@@ -48,6 +101,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
   let forwardedFor: string | undefined;
   let forwarded: string | undefined;
   let traceparent: string | undefined;
+  const drop = context.drop !== undefined && context.drop.length > 0 ? context.drop : undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
@@ -56,16 +110,18 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], context: Fo
       if (name === ':authority') host = value;
       continue;
     }
-    const lower = name.toLowerCase();
-    if (lower === 'host') host = value;
-    if (REQUEST_DROPPED.has(lower) || hopByHop?.has(lower) === true || context.drop?.includes(lower) === true) continue;
-    if (GATEWAY_OWNED.has(lower)) {
-      if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
-      else if (lower === 'forwarded') forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
-      else if (lower === 'traceparent') traceparent = value;
+    const kind = REQUEST_HEADERS.get(name);
+    if (kind === RequestHeader.Dropped) continue;
+    if (kind === RequestHeader.Host) {
+      host = value;
       continue;
     }
-    out.push(name, value);
+    // Named in Connection, or taken by a middleware: not forwarded, and not merged into the gateway's own.
+    if ((hopByHop !== undefined || drop !== undefined) && (hopByHop?.has(name.toLowerCase()) === true || drop?.includes(name.toLowerCase()) === true)) continue;
+    if (kind === undefined) out.push(name, value);
+    else if (kind === RequestHeader.ForwardedFor) forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+    else if (kind === RequestHeader.Forwarded) forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+    else if (kind === RequestHeader.Traceparent) traceparent = value;
   }
   const client = context.remoteAddress;
   const forNode = client.includes(':') ? `"[${client}]"` : client;
@@ -94,17 +150,11 @@ function quotable(value: string): string {
  * hop-by-hop ones (and those its `Connection` header names).
  */
 export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] {
-  let hopByHop: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
-    for (const token of (rawHeaders[i + 1] as string).split(',')) (hopByHop ??= new Set()).add(token.trim().toLowerCase());
-  }
+  const hopByHop = connectionTokens(rawHeaders);
   const kept: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
-    const lower = name.toLowerCase();
-    if (RESPONSE_DROPPED.has(lower) || hopByHop?.has(lower) === true) continue;
+    if (RESPONSE_DROPPED.get(name) === true || (hopByHop !== undefined && hopByHop.has(name.toLowerCase()))) continue;
     kept.push(name, rawHeaders[i + 1] as string);
   }
   return kept;
@@ -113,16 +163,21 @@ export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] 
 const TRACEPARENT = /^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$/;
 const ZERO_TRACE = '0'.repeat(32);
 
-/** Random ids from a refilled buffer: one `randomFillSync` per 512 ids rather than one per request. */
-const pool = Buffer.alloc(4096);
-let offset = pool.length;
+/**
+ * Random ids as hex, cut from a refilled pool: one `randomFillSync` and one hex encoding per 256
+ * traceparents rather than a call into C++ for each id (slicing a string stays in JavaScript).
+ */
+const POOL_BYTES = 6144;
+let hexPool = '';
+let offset = 0;
 function randomHex(bytes: number): string {
-  if (offset + bytes > pool.length) {
-    randomFillSync(pool);
+  const chars = bytes * 2;
+  if (offset + chars > hexPool.length) {
+    hexPool = randomFillSync(Buffer.allocUnsafe(POOL_BYTES)).toString('hex');
     offset = 0;
   }
-  const hex = pool.toString('hex', offset, offset + bytes);
-  offset += bytes;
+  const hex = hexPool.slice(offset, offset + chars);
+  offset += chars;
   return hex;
 }
 

@@ -8,11 +8,47 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 /** One `{service, route, method, code}` series of the request metrics, counted with plain arithmetic. */
 interface RequestSeries {
+  readonly method: string;
+  readonly code: number;
   readonly labels: Readonly<Record<RequestLabels, string>>;
   count: number;
   sum: number;
   /** Observations per bucket (not cumulative), by `DURATION_BUCKETS` index; the last counts those above every bound. */
   readonly buckets: Float64Array;
+}
+
+/**
+ * The request series, found by service, then route, then a scan of the route's few method and code
+ * pairs. The names come from the route table and the method table, the same strings every time, so
+ * their hashes are cached and no key string is built per request.
+ */
+class RequestSeriesTable {
+  readonly #byService = new Map<string, Map<string, RequestSeries[]>>();
+  readonly #all: RequestSeries[] = [];
+
+  get(service: string, route: string, method: string, code: number): RequestSeries {
+    let routes = this.#byService.get(service);
+    if (routes === undefined) this.#byService.set(service, (routes = new Map<string, RequestSeries[]>()));
+    let list = routes.get(route);
+    if (list === undefined) routes.set(route, (list = []));
+    for (let i = 0; i < list.length; i++) {
+      const series = list[i] as RequestSeries;
+      if (series.code === code && series.method === method) return series;
+    }
+    const series: RequestSeries = { method, code, labels: { service, route, method, code: String(code) }, count: 0, sum: 0, buckets: new Float64Array(DURATION_BUCKETS.length + 1) };
+    list.push(series);
+    this.#all.push(series);
+    return series;
+  }
+
+  values(): readonly RequestSeries[] {
+    return this.#all;
+  }
+
+  clear(): void {
+    this.#byService.clear();
+    this.#all.length = 0;
+  }
 }
 
 /**
@@ -37,7 +73,7 @@ function scraped<T extends string>(metric: {
  */
 class RequestCounter extends Counter<RequestLabels> {
   constructor(
-    private readonly series: Map<string, RequestSeries>,
+    private readonly series: RequestSeriesTable,
     registry: Registry,
   ) {
     super({ ...REQUESTS, labelNames: ['service', 'route', 'method', 'code'], registers: [registry] });
@@ -52,13 +88,13 @@ class RequestCounter extends Counter<RequestLabels> {
   override reset(): void {
     super.reset();
     // prom-client's constructor calls reset() before this class has its fields.
-    (this.series as Map<string, RequestSeries> | undefined)?.clear();
+    (this.series as RequestSeriesTable | undefined)?.clear();
   }
 }
 
 class RequestDurationHistogram extends Histogram<RequestLabels> {
   constructor(
-    private readonly series: Map<string, RequestSeries>,
+    private readonly series: RequestSeriesTable,
     registry: Registry,
   ) {
     super({
@@ -87,7 +123,7 @@ class RequestDurationHistogram extends Histogram<RequestLabels> {
   override reset(): void {
     super.reset();
     // prom-client's constructor calls reset() before this class has its fields.
-    (this.series as Map<string, RequestSeries> | undefined)?.clear();
+    (this.series as RequestSeriesTable | undefined)?.clear();
   }
 
   /** What the registry renders a histogram from (its `le` labels apart, in prom-client's own); here the same as `get`. */
@@ -109,7 +145,7 @@ export class GatewayMetrics {
   readonly circuitState: Gauge<'service' | 'route'>;
   readonly rejected: Counter<'service' | 'route' | 'reason'>;
   readonly inflight: Gauge<'service'>;
-  readonly #series = new Map<string, RequestSeries>();
+  readonly #series = new RequestSeriesTable();
   /** Requests in flight by service: a counter object each, so the request path updates a field. */
   readonly #inflight = new Map<string, { value: number }>();
 
@@ -160,12 +196,7 @@ export class GatewayMetrics {
 
   /** Count a finished request and observe its duration. */
   observe(service: string, route: string, method: string, code: number, seconds: number): void {
-    const key = `${service}\u0000${route}\u0000${method}\u0000${code}`;
-    let series = this.#series.get(key);
-    if (series === undefined) {
-      series = { labels: { service, route, method, code: String(code) }, count: 0, sum: 0, buckets: new Float64Array(DURATION_BUCKETS.length + 1) };
-      this.#series.set(key, series);
-    }
+    const series = this.#series.get(service, route, method, code);
     series.count += 1;
     series.sum += seconds;
     let bucket = 0;

@@ -365,6 +365,8 @@ class Exchange implements UpstreamHandler {
   readonly #started: number;
   readonly #retryable: boolean;
   readonly #hasBody: boolean;
+  /** The service's count of requests in flight (found once). */
+  readonly #inflight: { value: number };
   #headers: string[] | undefined;
   #upstream: Upstream | undefined;
   #tried: Set<Upstream> | undefined;
@@ -400,7 +402,8 @@ class Exchange implements UpstreamHandler {
     // A body streams straight through, so it cannot be sent twice: only body-less requests are retried.
     this.#retryable = !this.#hasBody && (IDEMPOTENT.has(method) || requestHeader(req, 'idempotency-key') !== undefined);
     if (!this.#hasBody) req.resume();
-    proxy.metrics.inflightOf(route.service).value += 1;
+    this.#inflight = proxy.metrics.inflightOf(route.service);
+    this.#inflight.value += 1;
     res.once('close', this.#onClientClose);
   }
 
@@ -554,8 +557,7 @@ class Exchange implements UpstreamHandler {
     // 499: the client left; the request had no outcome the breaker should count.
     this.#guard.leave(statusCode === 499 ? undefined : statusCode < 500);
     this.#proxy.budget.deposit();
-    const metrics = this.#proxy.metrics;
-    metrics.inflightOf(this.#route.service).value -= 1;
-    metrics.observe(this.#route.service, this.#match.route, this.#method, statusCode, (performance.now() - this.#started) / 1000);
+    this.#inflight.value -= 1;
+    this.#proxy.metrics.observe(this.#route.service, this.#match.route, this.#method, statusCode, (performance.now() - this.#started) / 1000);
   }
 }

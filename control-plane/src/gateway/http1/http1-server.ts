@@ -58,6 +58,15 @@ const enum Phase {
 
 type ParseError = Error & { code: string; bytesParsed: number };
 
+/** Does a request head say a body follows (a Content-Length or a Transfer-Encoding header)? */
+function framesBody(rawHeaders: readonly string[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if ((name.length === 14 && name.toLowerCase() === 'content-length') || (name.length === 17 && name.toLowerCase() === 'transfer-encoding')) return true;
+  }
+  return false;
+}
+
 function advanceTick(connection: Http1Connection): void {
   connection.advance();
 }
@@ -110,6 +119,7 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
   /** When the connection last became idle (0: it is not). */
   #idleSince: number;
   #endedAt = 0;
+  #messageCompleteSet = true;
 
   constructor(server: ServerState, socket: Socket) {
     this.#server = server;
@@ -425,13 +435,29 @@ class Http1Connection implements Http1BodyFlow, Http1ResponseOwner {
     this.#url = '';
     this.#headersSince = 0;
     const req = new Http1Request(this, this.#socket, METHODS[method] as string, target, raw, versionMajor, versionMinor, keepAlive, upgrade);
-    this.#parsing = req;
     this.#queue.push(req);
+    if (!upgrade && !framesBody(raw)) {
+      // Without Content-Length or Transfer-Encoding a request has no body (RFC 9112, 6.3): its message
+      // ends with its head. It is complete now, and the parser is spared the call into JavaScript
+      // that would say so.
+      req._complete();
+      this.#setMessageComplete(false);
+      return 0;
+    }
+    this.#parsing = req;
+    this.#setMessageComplete(true);
     if (!upgrade) return 0;
     // 2: no body, and the parser stops after this head; what follows belongs to the upgraded protocol.
     this.#upgrade = req;
     return 2;
   };
+
+  /** Whether the parser calls `#onMessageComplete`; set per request, written only when it changes. */
+  #setMessageComplete(wanted: boolean): void {
+    if (this.#messageCompleteSet === wanted) return;
+    this.#messageCompleteSet = wanted;
+    this.#parser[HTTPParser.kOnMessageComplete] = wanted ? this.#onMessageComplete : undefined;
+  }
 
   readonly #onBody = (chunk: Buffer): void => {
     this.#executing = true;

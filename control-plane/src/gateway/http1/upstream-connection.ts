@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { type Readable } from 'node:stream';
+import { Deadline } from './deadline.js';
 import { consumableHandle, HTTPParser, type HttpParser, type StreamHandle } from './http-parser.js';
 import { type UpstreamHandler, type UpstreamRequest } from './upstream-pool.js';
 
@@ -132,12 +133,12 @@ export class Http1Connection {
   #pendingHeadersTimeout = 0;
 
   #connectTimer: NodeJS.Timeout | undefined;
-  #headersTimer: NodeJS.Timeout | undefined;
-  #headersTimerMs = 0;
-  /** The headers timer is meaningful for the exchange in flight (it may fire late, for an earlier one). */
-  #awaitingHeaders = false;
-  #idleTimer: NodeJS.Timeout | undefined;
-  #idleTimerMs = 0;
+  /** The exchange in flight must have its response headers by then. */
+  readonly #headersDeadline = new Deadline(() => this.#onHeadersTimeout());
+  /** The wait the headers deadline was set for (for the error's message). */
+  #headersMs = 0;
+  /** Parked, the connection is closed by then. */
+  readonly #idleDeadline = new Deadline(() => this.#onIdleTimeout());
   /** How long this connection may stay idle: the pool's setting, or less if the upstream says so. */
   #idleMs: number;
   /** The last `Keep-Alive` value seen, and the idle time it allows. */
@@ -214,14 +215,7 @@ export class Http1Connection {
   /** Park idle in the pool: start the keep-alive clock. */
   park(): void {
     this.#parked = true;
-    const ms = this.#idleMs;
-    const timer = this.#idleTimer;
-    if (timer !== undefined && this.#idleTimerMs === ms) timer.refresh();
-    else {
-      if (timer !== undefined) clearTimeout(timer);
-      this.#idleTimer = setTimeout(this.#onIdleTimeout, ms).unref();
-      this.#idleTimerMs = ms;
-    }
+    this.#idleDeadline.set(Math.min(this.#idleMs, MAX_TIMER_MS));
   }
 
   /** Abort the exchange in flight: the connection is destroyed and the handler gets `ERR_UPSTREAM_ABORTED`. */
@@ -236,20 +230,11 @@ export class Http1Connection {
 
   #armHeadersTimer(ms: number): void {
     if (!(ms > 0)) {
-      this.#awaitingHeaders = false;
+      this.#headersDeadline.clear();
       return;
     }
-    if (ms > MAX_TIMER_MS) ms = MAX_TIMER_MS;
-    this.#awaitingHeaders = true;
-    const timer = this.#headersTimer;
-    // Re-arming the same timer is cheaper than a new one per request; an earlier exchange's timer can
-    // then only fire during this one's headers wait if it was re-armed for this one.
-    if (timer !== undefined && this.#headersTimerMs === ms) timer.refresh();
-    else {
-      if (timer !== undefined) clearTimeout(timer);
-      this.#headersTimer = setTimeout(this.#onHeadersTimeout, ms).unref();
-      this.#headersTimerMs = ms;
-    }
+    this.#headersMs = ms;
+    this.#headersDeadline.set(Math.min(ms, MAX_TIMER_MS));
   }
 
   #streamBody(body: Readable, length: number): void {
@@ -461,13 +446,13 @@ export class Http1Connection {
     if (this.#socket.connecting) this.#destroy(new UpstreamError('ERR_UPSTREAM_CONNECT_TIMEOUT', `No connection to ${this.#settings.address}:${this.#settings.port} within ${this.#settings.connectTimeoutMs} ms.`));
   };
 
-  readonly #onHeadersTimeout = (): void => {
-    if (this.#handler !== null && this.#awaitingHeaders) this.#destroy(new UpstreamError('ERR_UPSTREAM_HEADERS_TIMEOUT', `No response headers within ${this.#headersTimerMs} ms.`));
-  };
+  #onHeadersTimeout(): void {
+    if (this.#handler !== null) this.#destroy(new UpstreamError('ERR_UPSTREAM_HEADERS_TIMEOUT', `No response headers within ${this.#headersMs} ms.`));
+  }
 
-  readonly #onIdleTimeout = (): void => {
+  #onIdleTimeout(): void {
     if (this.#parked) this.#destroy(undefined);
-  };
+  }
 
   readonly #onHeaders = (headers: string[]): void => {
     if (this.#headerChunks === null) this.#headerChunks = headers;
@@ -501,7 +486,7 @@ export class Http1Connection {
       this.#informational = true;
       return 0;
     }
-    this.#awaitingHeaders = false;
+    this.#headersDeadline.clear();
     this.#keepAlive = shouldKeepAlive;
     let idleMs = this.#settings.keepAliveTimeoutMs;
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -604,8 +589,8 @@ export class Http1Connection {
     this.#handler = null;
     this.#request = null;
     clearTimeout(this.#connectTimer);
-    clearTimeout(this.#headersTimer);
-    clearTimeout(this.#idleTimer);
+    this.#headersDeadline.cancel();
+    this.#idleDeadline.cancel();
     if (this.#body !== null) this.#detachBody();
     this.#socket.destroy();
     this.#owner.gone(this);

@@ -41,6 +41,22 @@ describe('forwardRequestHeaders', () => {
     expect(headers.get('x-forwarded-proto')).toEqual(['http']);
     expect(headers.get('traceparent')?.[0]).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   });
+
+  it('matches header names in any case, and drops what a middleware took, even under a forwarding header\'s name', () => {
+    const headers = asMap(
+      forwardRequestHeaders(
+        ['HOST', 'h', 'X-FORWARDED-FOR', '192.0.2.9', 'TRACEPARENT', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', 'x-api-KEY', 'secret', 'X-Forwarded-Host', 'evil', 'Accept', '*/*'],
+        { ...context, drop: ['x-api-key'] },
+      ),
+    );
+    expect(headers.has('x-api-key')).toBe(false);
+    expect(headers.get('x-forwarded-for')).toEqual(['192.0.2.9, 10.1.2.3']);
+    expect(headers.get('x-forwarded-host')).toEqual(['h']);
+    expect(headers.get('traceparent')?.[0]).toMatch(/^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+    expect(headers.get('accept')).toEqual(['*/*']);
+    const dropped = asMap(forwardRequestHeaders(['Host', 'h', 'X-Forwarded-For', '6.6.6.6'], { ...context, drop: ['x-forwarded-for'] }));
+    expect(dropped.get('x-forwarded-for')).toEqual(['10.1.2.3']);
+  });
 });
 
 describe('forwardResponseHeaders', () => {
@@ -48,9 +64,25 @@ describe('forwardResponseHeaders', () => {
     const raw = ['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'X-Hop', '1', 'Transfer-Encoding', 'chunked', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'];
     expect(forwardResponseHeaders(raw)).toEqual(['Content-Type', 'text/plain', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']);
   });
+
+  it.each(['keep-alive', 'Keep-Alive', 'close', 'CLOSE'])('drops Connection: %s with the other hop-by-hop headers, in any case', (value) => {
+    const raw = ['Server', 'nginx', 'CONNECTION', value, 'keep-alive', 'timeout=5', 'Content-Length', '3', 'Upgrade', 'h2c', 'PROXY-AUTHENTICATE', 'Basic', 'X-Keep', '1'];
+    expect(forwardResponseHeaders(raw)).toEqual(['Server', 'nginx', 'Content-Length', '3', 'X-Keep', '1']);
+  });
 });
 
 describe('continueTrace', () => {
+  it('gives each new trace its own ids, across refills of its random pool', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 2_000; i++) {
+      const next = continueTrace(undefined);
+      expect(next).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      seen.add(next.slice(3, 35));
+      seen.add(next.slice(36, 52));
+    }
+    expect(seen.size).toBe(4_000);
+  });
+
   it('keeps the trace id and flags of a valid traceparent with a new parent id', () => {
     const incoming = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
     const next = continueTrace(incoming);

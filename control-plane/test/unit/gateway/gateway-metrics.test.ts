@@ -62,5 +62,33 @@ describe('GatewayMetrics', () => {
     got = samples(await registry.metrics());
     expect([...got.keys()].some((key) => key.startsWith('portico_gateway_requests_total'))).toBe(false);
     expect([...got.keys()].some((key) => key.startsWith('portico_gateway_request_duration_seconds'))).toBe(false);
+    // Counting starts afresh after a reset.
+    metrics.observe('user', 'discovery', 'GET', 200, 0.01);
+    got = samples(await registry.metrics());
+    expect(got.get('portico_gateway_requests_total{service="user",route="discovery",method="GET",code="200"}')).toBe(1);
+  });
+
+  it('keeps a series per service, route, method and code, whichever of them repeat', async () => {
+    const registry = new Registry();
+    const metrics = new GatewayMetrics(registry);
+    const observations: Array<[string, string, string, number]> = [
+      ['catalog', 'discovery', 'GET', 200],
+      ['catalog', 'route:a', 'GET', 200],
+      ['user', 'discovery', 'GET', 200],
+      ['catalog', 'discovery', 'HEAD', 200],
+      ['catalog', 'discovery', 'GET', 404],
+      // The method as an HTTP/2 request gives it: a string made per request, equal but not the same.
+      ['catalog', 'discovery', ['G', 'E', 'T'].join(''), 200],
+    ];
+    for (const [service, route, method, code] of observations) metrics.observe(service, route, method, code, 0.001);
+    const got = samples(await registry.metrics());
+    const count = (service: string, route: string, method: string, code: number) =>
+      got.get(`portico_gateway_requests_total{service="${service}",route="${route}",method="${method}",code="${code}"}`);
+    expect(count('catalog', 'discovery', 'GET', 200)).toBe(2);
+    expect(count('catalog', 'route:a', 'GET', 200)).toBe(1);
+    expect(count('user', 'discovery', 'GET', 200)).toBe(1);
+    expect(count('catalog', 'discovery', 'HEAD', 200)).toBe(1);
+    expect(count('catalog', 'discovery', 'GET', 404)).toBe(1);
+    expect([...got.keys()].filter((key) => key.startsWith('portico_gateway_requests_total{')).length).toBe(5);
   });
 });

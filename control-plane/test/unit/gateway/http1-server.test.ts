@@ -676,6 +676,37 @@ describe('Http1Server: pipelining', () => {
     expect((await client.response()).body.toString()).toBe('hello GET /again');
   });
 
+  it('has a request without Content-Length or Transfer-Encoding complete at once, and one with a body complete when it has arrived', async () => {
+    const seen: string[] = [];
+    const { port } = await start((req, res) => {
+      seen.push(`${req.method} ${req.url} complete=${String(req.complete)}`);
+      void readAll(req.body()).then((body) => {
+        res.writeHead(200);
+        res.end(`${req.url}:${body.toString()}:${String(req.complete)}`);
+      });
+    });
+    const client = await RawClient.open(port);
+    // Body-less and bodied requests alternate in one read, so the parser's handling changes from one to the next.
+    client.write(
+      'GET /a HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello' +
+        'DELETE /c HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n' +
+        'GET /e HTTP/1.1\r\nHost: x\r\n\r\n' +
+        'PUT /f HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    );
+    const bodies = [];
+    for (let i = 0; i < 6; i++) bodies.push((await client.response()).body.toString());
+    expect(bodies).toEqual(['/a::true', '/b:hello:true', '/c::true', '/d::true', '/e::true', '/f:abc:true']);
+    expect(seen.filter((line) => line.startsWith('GET') || line.startsWith('DELETE'))).toEqual(['GET /a complete=true', 'DELETE /c complete=true', 'GET /e complete=true']);
+    // A body sent in a later read: the request is not complete until it arrives.
+    client.write('POST /g HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    client.write('xyz');
+    expect((await client.response()).body.toString()).toBe('/g:xyz:true');
+    expect(seen.at(-1)).toBe('POST /g complete=false');
+  });
+
   it('answers the requests before a refused one, then 400 and close', async () => {
     const { port, seen } = await start();
     const client = await RawClient.open(port);
