@@ -372,6 +372,9 @@ class Exchange implements UpstreamHandler {
   #tried: Set<Upstream> | undefined;
   #attempts = 0;
   #abort: ((reason?: Error) => void) | undefined;
+  /** Lets the upstream connection read on after `onData` paused it. */
+  #resume: (() => void) | undefined;
+  #onDrain: (() => void) | undefined;
   /** Set when the response is an event stream, which the gateway may have to end on its own. */
   #stream: Stream | undefined;
   #closingStream = false;
@@ -463,7 +466,7 @@ class Exchange implements UpstreamHandler {
     // HTTP/2 has no reason phrase.
     if (this.#req.httpVersionMajor === 2) res.writeHead(statusCode, headers);
     else res.writeHead(statusCode, statusMessage, headers);
-    res.on('drain', resume);
+    this.#resume = resume;
     if (isEventStream(headers)) {
       this.#stream = { origin: upstream.origin, close: () => this.#closeStream() };
       this.#proxy.streams.add(this.#stream);
@@ -473,7 +476,14 @@ class Exchange implements UpstreamHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.#context !== undefined) for (const observer of this.#context.observers) observer.data(chunk);
-    return this.#res.write(chunk);
+    if (this.#res.write(chunk)) return true;
+    // The client is not keeping up: the upstream pauses until the client's side drains (the listener
+    // is added only now, as few responses ever fill the client's socket).
+    if (this.#onDrain === undefined) {
+      this.#onDrain = () => this.#resume?.();
+      this.#res.on('drain', this.#onDrain);
+    }
+    return false;
   }
 
   onComplete(): void {

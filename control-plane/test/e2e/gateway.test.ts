@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BYTES_CHUNK } from '../support/bytes-chunk.js';
 import { CONTROL_PLANE_DIR, freePort, run, runControlPlane, type RunningProcess, waitForHttp, cleanEnv } from '../support/control-plane-process.js';
 
 /**
@@ -304,6 +305,41 @@ describe('gateway', () => {
     expect(((await res.json()) as { code: string }).code).toBe('PORTICO_ERR_GATEWAY_UPSTREAM_TIMEOUT');
     expect(elapsed).toBeGreaterThanOrEqual(950);
     expect(elapsed).toBeLessThan(3_000);
+  }, 30_000);
+
+  it('holds a large answer back at the upstream while the client does not read, then delivers every byte', async () => {
+    const { service, started } = await startService('bytes');
+    const size = 128 * 1024 * 1024;
+    const socket = connect(gatewayPort, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        if (received >= size) resolve();
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+    });
+    socket.write(`GET /${service}/bytes/${size} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    socket.pause();
+    // Not reading: the gateway stops reading the upstream, and the upstream's writes wait.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const sentWhilePaused = Number(await (await fetch(`http://127.0.0.1:${started[0]!.port}/__sent`)).text());
+    expect(sentWhilePaused).toBeGreaterThan(0);
+    expect(sentWhilePaused).toBeLessThan(size / 2);
+    socket.resume();
+    await done;
+    socket.destroy();
+    const all = Buffer.concat(chunks);
+    const head = all.indexOf('\r\n\r\n');
+    expect(all.subarray(0, head).toString('latin1')).toMatch(new RegExp(`^HTTP/1.1 200 OK\r\n[^]*content-length: ${size}`, 'i'));
+    const body = all.subarray(head + 4);
+    expect(body.length).toBe(size);
+    for (let at = 0; at < size; at += BYTES_CHUNK.length) {
+      if (!body.subarray(at, at + BYTES_CHUNK.length).equals(BYTES_CHUNK)) throw new Error(`the body differs from what was sent in the 64 KiB at ${at}`);
+    }
   }, 30_000);
 
   it('lets in-flight requests finish and sends new ones elsewhere when an instance is deregistered under load', async () => {

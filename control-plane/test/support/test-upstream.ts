@@ -9,18 +9,26 @@
  *   /counted...    its name and how many requests it has seen (`Cache-Control: no-store` when the path says "nostore")
  *   /sse           an event stream, one event every 100 ms, never ending
  *   /ws            a WebSocket echo
- * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen.
+ *   /bytes/:n      n bytes (`CHUNK` over and over), written as fast as the connection takes them, never faster
+ * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen,
+ * and /__sent: how many bytes the last /bytes answer has handed to its socket so far.
  */
 import { createServer } from 'node:http';
+import { BYTES_CHUNK } from './bytes-chunk.js';
 import { WebSocketServer } from 'ws';
 
 const name = process.env.UPSTREAM_NAME ?? 'upstream';
 let count = 0;
+let sent = 0;
 
 const server = createServer((req, res) => {
   const url = req.url ?? '/';
   if (url === '/__count') {
     res.end(String(count));
+    return;
+  }
+  if (url === '/__sent') {
+    res.end(String(sent));
     return;
   }
   count += 1;
@@ -45,6 +53,23 @@ const server = createServer((req, res) => {
     let n = 0;
     const timer = setInterval(() => res.write(`id: ${++n}\ndata: ${name} ${n}\n\n`), 100);
     res.on('close', () => clearInterval(timer));
+  } else if (url.startsWith('/bytes/')) {
+    let left = Number(url.slice('/bytes/'.length));
+    sent = 0;
+    res.writeHead(200, { 'content-length': left, 'content-type': 'application/octet-stream' });
+    const more = (): void => {
+      while (left > 0) {
+        const chunk = left >= BYTES_CHUNK.length ? BYTES_CHUNK : BYTES_CHUNK.subarray(0, left);
+        left -= chunk.length;
+        sent += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', more);
+          return;
+        }
+      }
+      res.end();
+    };
+    more();
   } else if (url === '/hang') {
     // never answers
   } else {
