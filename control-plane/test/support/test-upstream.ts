@@ -9,7 +9,7 @@
  *   /counted...    its name and how many requests it has seen (`Cache-Control: no-store` when the path says "nostore")
  *   /sse           an event stream, one event every 100 ms, never ending
  *   /ws            a WebSocket echo
- *   /bytes/:n      n bytes (`CHUNK` over and over), written as fast as the connection takes them, never faster
+ *   /bytes/:n      n bytes (`BYTES_CHUNK` over and over), written as fast as the connection takes them, never faster
  * Every answer names the instance in `X-Upstream`. And, on its own port only (never through a gateway), /__count: how many requests it has seen,
  * and /__sent: how many bytes the last /bytes answer has handed to its socket so far.
  */
